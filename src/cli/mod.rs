@@ -1,0 +1,10 @@
+//! Subcommand implementations.
+
+pub mod bench;
+pub mod certs;
+pub mod config_check;
+pub mod ctl;
+pub mod dev;
+pub mod drill;
+pub mod logging;
+pub mod server;

@@ -1,0 +1,89 @@
+//! `meridian dev`: the default local cluster (3 regions x 3 nodes, the WAN emulator between
+//! them) starts within a bounded time, writes its endpoints file, serves on every node,
+//! replicates a write to the other regions, and stops every node on SIGINT.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::procs::{http, meridian_bin};
+use serde_json::Value;
+
+#[test]
+fn dev_starts_a_region_writes_endpoints_serves_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoints = dir.path().join("endpoints.json");
+    let log = std::fs::File::create(dir.path().join("dev.log")).expect("log");
+    let mut dev = Command::new(meridian_bin())
+        .args(["dev", "--base-dir"])
+        .arg(dir.path().join("cluster"))
+        .arg("--endpoints-file")
+        .arg(&endpoints)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn meridian dev");
+
+    // Bounded start: the endpoints file appears once every node sees every other.
+    let start = Instant::now();
+    let doc: Value = loop {
+        if let Ok(bytes) = std::fs::read(&endpoints) {
+            break serde_json::from_slice(&bytes).expect("endpoints file is JSON");
+        }
+        if let Ok(Some(status)) = dev.try_wait() {
+            let out = std::fs::read_to_string(dir.path().join("dev.log")).unwrap_or_default();
+            panic!("meridian dev exited with {status}:\n{out}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no endpoints file after 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("dev cluster ready in {:.1} s", start.elapsed().as_secs_f64());
+
+    let regions = doc["regions"].as_array().expect("regions");
+    let names: Vec<&str> = regions.iter().map(|r| r["name"].as_str().expect("name")).collect();
+    assert_eq!(names, ["us-east", "eu-west", "ap-southeast"]);
+    let mut pids = Vec::new();
+    for r in regions {
+        let nodes = r["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 3);
+        for n in nodes {
+            assert!(n["id"].is_string() && n["data_dir"].is_string() && n["wan"].is_string(), "{n}");
+            pids.push(n["pid"].as_u64().expect("pid") as i32);
+        }
+    }
+    let http_of = |r: usize, i: usize| regions[r]["nodes"][i]["http"].as_str().expect("http").to_owned();
+
+    // A write through one node of us-east is read through every node of its region at QUORUM,
+    // and reaches the other two regions (bounded wait: 115 ms one way to ap-southeast).
+    let (status, _) = http("PUT", &format!("http://{}/api/v1/keys/hello", http_of(0, 0)), &[], Some(b"world"));
+    assert_eq!(status, 200);
+    for i in 0..3 {
+        let (status, body) = http("GET", &format!("http://{}/api/v1/keys/hello", http_of(0, i)), &[], None);
+        assert_eq!(status, 200);
+        assert_eq!(body["value"], "d29ybGQ=", "node {i}");
+    }
+    for (r, name) in names.iter().enumerate().skip(1) {
+        let url = format!("http://{}/api/v1/keys/hello", http_of(r, 2));
+        common::procs::wait_for(Duration::from_secs(20), &format!("the write reached {name}"), || {
+            http("GET", &url, &[], None).1["value"] == "d29ybGQ="
+        });
+    }
+
+    // SIGINT stops the cluster: dev exits 0 and no node process is left.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(dev.id() as i32), nix::sys::signal::SIGINT);
+    let stop = Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = dev.try_wait() {
+            break s;
+        }
+        assert!(stop.elapsed() < Duration::from_secs(30), "meridian dev did not stop within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "meridian dev exit status {status}");
+    for pid in pids {
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        assert!(!alive, "node process {pid} still running after dev stopped");
+    }
+}
