@@ -77,6 +77,10 @@ enum Command {
         /// inter-region round trips, e.g. us-east <-> eu-west 40 ms, us-east <-> ap-southeast 115 ms).
         #[arg(long, value_name = "MS")]
         wan_delay_ms: Option<u64>,
+        /// Once the cluster is up, write counters, a set and a register in every region and
+        /// show them converge.
+        #[arg(long)]
+        demo: bool,
     },
     /// Operate a running region (like nodetool): status, ring, hints, repair, decommission,
     /// digest, keyspaces, regions, a key's endpoints; and read and write data (get, put, del,
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
             endpoints_file,
             clean,
             wan_delay_ms,
+            demo,
         } => cli::dev::run(cli::dev::DevArgs {
             regions,
             nodes_per_region,
@@ -154,6 +159,7 @@ fn main() -> ExitCode {
             endpoints_file,
             clean,
             wan_delay_ms,
+            demo,
         }),
         Command::Ctl(args) => cli::ctl::run(args),
         Command::Bench(args) => cli::bench::run(args),

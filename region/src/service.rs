@@ -50,9 +50,16 @@ pub struct WriteOutcome {
 }
 
 impl WriteOutcome {
-    /// The version string of the written state (see [`version_of`]).
+    /// The version string of this write. For `lww` it is the write's own HLC timestamp, even
+    /// when a concurrent write with a greater timestamp already won at the replica that applied
+    /// it first: two acknowledged writes never report the same version (contract 5), and
+    /// `If-Match` with it succeeds exactly while this write is the current value. For the other
+    /// types it is the version of the state the write produced (see [`version_of`]).
     pub fn version(&self) -> String {
-        version_of(&self.record)
+        match self.kind {
+            ValueKind::Lww => self.ts.to_string(),
+            _ => version_of(&self.record),
+        }
     }
 }
 
@@ -443,4 +450,41 @@ pub trait KvService: Send + Sync + 'static {
     /// Asks for a cross-region full sync towards `region` (`None`: every peer region) of the
     /// ranges this node ships.
     fn sync_region(&self, region: Option<String>) -> Result<RegionsStatus, RegionError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use meridian_crdt::{Limits, NodeId, OpContext};
+
+    use super::*;
+
+    fn put(current: Option<Record>, value: &[u8], ts: Hlc) -> Record {
+        let ctx = OpContext { actor: ts.node(), ts, now_ms: ts.physical_ms() };
+        let op = Op::LwwPut { value: value.to_vec(), ttl_ms: None };
+        Record::apply(current, ValueKind::Lww, &op, &ctx, &Limits::default()).expect("apply")
+    }
+
+    fn outcome(record: Record, ts: Hlc) -> WriteOutcome {
+        WriteOutcome {
+            kind: ValueKind::Lww,
+            record,
+            ts,
+            consistency: ConsistencyLevel::Quorum,
+            acknowledged: 2,
+            replicas: 3,
+        }
+    }
+
+    #[test]
+    fn an_lww_write_that_lost_to_a_newer_one_reports_its_own_version() {
+        let newer = Hlc::from_physical_ms(2_000, NodeId(7));
+        let older = Hlc::from_physical_ms(1_000, NodeId(9));
+        let winner = put(None, b"new", newer);
+        // The older write reaches a replica that already holds the newer value: the state
+        // stays the newer one, the write's version is still its own timestamp.
+        let after = put(Some(winner.clone()), b"old", older);
+        assert_eq!(version_of(&after), newer.to_string());
+        assert_eq!(outcome(after, older).version(), older.to_string());
+        assert_eq!(outcome(winner, newer).version(), newer.to_string());
+    }
 }

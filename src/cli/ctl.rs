@@ -313,6 +313,9 @@ pub enum RegionCommand {
         /// The region.
         name: String,
     },
+    /// Each region's Merkle root over the whole ring, asked of one node per region, and
+    /// whether they are equal (exit 1 if they differ: the regions have not converged).
+    Digest,
 }
 
 /// A token range `START:END` as `--range` takes it.
@@ -739,6 +742,9 @@ fn dispatch(args: CtlArgs) -> Result<(), CtlError> {
         CtlCommand::Region { command: RegionCommand::Sync { ref name } } => contact()?.region_sync(name.as_deref()),
         CtlCommand::Region { command: RegionCommand::List } => region_list(&Client::new(), &regions()?, args.output),
         CtlCommand::Region { command: RegionCommand::Lag } => region_lag(&Client::new(), &regions()?, args.output),
+        CtlCommand::Region { command: RegionCommand::Digest } => {
+            region_digest(&Client::new(), &regions()?, args.output)
+        }
         CtlCommand::Region { command: RegionCommand::Fence { ref name } } => {
             region_fence(&Client::new(), &regions_named(node, file, name, default_file)?, name, true, args.output)
         }
@@ -1708,6 +1714,57 @@ fn region_lag(client: &Client, regions: &[EndpointsRegion], output: CtlOutput) -
     partial_failure(failed, views.len(), "node")
 }
 
+/// `GET /api/v1/cluster/digest/region`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct RegionDigestView {
+    region: String,
+    node: String,
+    root: String,
+    records: u64,
+}
+
+/// One region root per region (asked of the first node of each that answers), and whether
+/// they are all equal: exit 1 when they differ or a region did not answer.
+fn region_digest(client: &Client, regions: &[EndpointsRegion], output: CtlOutput) -> Result<(), CtlError> {
+    let mut views = Vec::new();
+    let mut failed = Vec::new();
+    for r in regions {
+        match first_answer(&r.nodes, |base| client.get_as::<RegionDigestView>(base, "/api/v1/cluster/digest/region")) {
+            Ok((_, (_, view))) => views.push(view),
+            Err(e) => failed.push((r.name.clone(), e)),
+        }
+    }
+    let equal = views.windows(2).all(|w| w[0].root == w[1].root);
+    match output {
+        CtlOutput::Json => {
+            let doc = json!({
+                "regions": views.iter().map(|v| json!({
+                    "region": v.region, "node": v.node, "root": v.root, "records": v.records,
+                })).collect::<Vec<_>>(),
+                "equal": equal && failed.is_empty(),
+                "failed": failed.iter().map(|(n, e)| json!({"region": n, "error": e.to_string()})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string()));
+        }
+        CtlOutput::Table => {
+            let mut t = Table::new(&["REGION", "ASKED", "ROOT", "RECORDS"]);
+            for v in &views {
+                t.row(vec![v.region.clone(), v.node.clone(), v.root.clone(), v.records.to_string()]);
+            }
+            print!("{}", t.render());
+            if views.len() > 1 {
+                println!("{}", if equal { "roots equal: the regions hold the same records" } else { "roots DIFFER" });
+            }
+        }
+    }
+    partial_failure(failed, views.len(), "region")?;
+    if !equal {
+        return Err(CtlError::Failed("the regions' Merkle roots differ (not converged yet?)".to_owned()));
+    }
+    Ok(())
+}
+
 /// Fences or unfences region `name` through the first node of `regions` that answers.
 fn region_fence(
     client: &Client,
@@ -2633,6 +2690,7 @@ mod tests {
                     RegionCommand::Sync { name } => format!("sync {}", name.as_deref().unwrap_or("all")),
                     RegionCommand::Fence { name } => format!("fence {name}"),
                     RegionCommand::Unfence { name } => format!("unfence {name}"),
+                    RegionCommand::Digest => "digest".to_owned(),
                 },
                 other => panic!("{other:?}"),
             };

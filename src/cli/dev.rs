@@ -43,6 +43,8 @@ pub struct DevArgs {
     pub clean: bool,
     /// One-way delay between every pair of regions, overriding the defaults.
     pub wan_delay_ms: Option<u64>,
+    /// Run the convergence demo once the cluster is up.
+    pub demo: bool,
 }
 
 /// What a node writes in its ready file (see `meridian server --ready-file`).
@@ -403,6 +405,10 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
             println!("  {a} <-> {b}: {} ms", d.as_millis());
         }
     }
+    // The commands are printed with this executable's path and the endpoints file, so that
+    // they work as shown from any directory.
+    let me = exe.display();
+    let ef = default_file.display();
     println!();
     println!("ready. try:");
     println!("  curl -X PUT --data-binary 'hello' http://{first}/api/v1/keys/greeting");
@@ -412,11 +418,25 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
         println!("  curl http://{first}/api/v1/keys/greeting");
     }
     println!("  curl -X POST -d '{{\"delta\": 5}}' http://{first}/api/v1/counters/visits");
-    println!("  curl http://{first}/api/v1/regions                # lag and backlog per region");
-    println!("  meridian ctl status                                # (reads {})", default_file.display());
+    println!("  {me} ctl --endpoints-file {ef} status");
+    println!("  {me} ctl --endpoints-file {ef} region lag");
+    if regions.len() > 1 {
+        println!("  {me} drill failover --endpoints-file {ef} --region {} --duration 60s", running[0].region);
+    }
     println!("Ctrl-C stops every node.");
 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    if args.demo {
+        let firsts: Vec<(String, String)> = regions
+            .iter()
+            .filter_map(|(region, _)| {
+                running.iter().find(|r| &r.region == region).map(|r| (region.clone(), r.ready.http.clone()))
+            })
+            .collect();
+        if let Err(e) = demo(&client, &firsts).await {
+            println!("demo: {e:#}");
+        }
+    }
     let mut last = String::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -464,6 +484,118 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
     emulator.shutdown().await;
     println!("stopped; data kept in {}", base.display());
     Ok(())
+}
+
+/// What `--demo` reads back from one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DemoView {
+    visits: i64,
+    members: Vec<String>,
+    greeting: Option<String>,
+}
+
+async fn demo_read(client: &reqwest::Client, http: &str) -> anyhow::Result<DemoView> {
+    use base64::Engine as _;
+    let get = |path: String| async move {
+        let v: serde_json::Value = client.get(format!("http://{http}{path}")).send().await?.json().await?;
+        anyhow::Ok(v)
+    };
+    let counter = get("/api/v1/counters/demo:visits".to_owned()).await?;
+    let set = get("/api/v1/sets/demo:regions".to_owned()).await?;
+    let greeting = get("/api/v1/keys/demo:greeting".to_owned()).await?;
+    let greeting = greeting["value"]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok(DemoView {
+        visits: counter["value"].as_i64().context("counter value")?,
+        members: set["members"]
+            .as_array()
+            .context("set members")?
+            .iter()
+            .filter_map(|m| m.as_str().map(str::to_owned))
+            .collect(),
+        greeting,
+    })
+}
+
+/// `--demo`: every region (through its first node) adds to a counter, adds its name to a
+/// set and writes a register, all at about the same time; then every region is read until
+/// they all show the same values: the counter the sum of every increment, the set every
+/// region, the register one winner.
+async fn demo(client: &reqwest::Client, regions: &[(String, String)]) -> anyhow::Result<()> {
+    println!();
+    println!("demo: writing in every region at once");
+    let mut expected = 0i64;
+    let writes = regions.iter().enumerate().map(|(i, (region, http))| {
+        let delta = 10 * (i as i64 + 1);
+        expected += delta;
+        async move {
+            let base = format!("http://{http}/api/v1");
+            client
+                .post(format!("{base}/counters/demo:visits"))
+                .json(&json!({ "delta": delta }))
+                .send()
+                .await?
+                .error_for_status()?;
+            client
+                .post(format!("{base}/sets/demo:regions"))
+                .json(&json!({ "add": [region] }))
+                .send()
+                .await?
+                .error_for_status()?;
+            client
+                .put(format!("{base}/keys/demo:greeting"))
+                .body(format!("hello from {region}"))
+                .send()
+                .await?
+                .error_for_status()?;
+            println!("  {region}: counter demo:visits += {delta}, set demo:regions += {region}, greeting = \"hello from {region}\"");
+            anyhow::Ok(())
+        }
+    });
+    for r in futures::future::join_all(writes).await {
+        r?;
+    }
+    let start = Instant::now();
+    let mut want_members: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
+    want_members.sort();
+    loop {
+        let mut views = Vec::new();
+        for (region, http) in regions {
+            views.push((region.clone(), demo_read(client, http).await));
+        }
+        let converged = views.iter().all(|(_, v)| {
+            v.as_ref().is_ok_and(|v| v.visits >= expected && v.members == want_members && v.greeting.is_some())
+        }) && views.windows(2).all(|w| match (&w[0].1, &w[1].1) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        });
+        if converged || start.elapsed() > Duration::from_secs(60) {
+            println!(
+                "demo: {} after {:.2} s:",
+                if converged { "every region agrees" } else { "NOT converged" },
+                start.elapsed().as_secs_f64()
+            );
+            for (region, v) in &views {
+                match v {
+                    Ok(v) => println!(
+                        "  {region}: demo:visits = {}, demo:regions = {:?}, demo:greeting = {:?}",
+                        v.visits,
+                        v.members,
+                        v.greeting.as_deref().unwrap_or("")
+                    ),
+                    Err(e) => println!("  {region}: {e:#}"),
+                }
+            }
+            println!(
+                "  (the counter is the sum of every region's increments, the set holds every \
+                 region, and one write won the register by its HLC timestamp)"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn regions_status(client: &reqwest::Client, http: &str) -> Option<serde_json::Value> {

@@ -246,8 +246,8 @@ pub struct RpoFigure {
     /// Change-log entries of the fenced region not yet acknowledged by the peer, summed over
     /// its nodes.
     pub backlog: u64,
-    /// Seconds from the peer's last acknowledgement (latest over the nodes with a backlog) to
-    /// the cut; 0 with no backlog.
+    /// Seconds from the peer's oldest last acknowledgement over the nodes with a backlog to
+    /// the cut (a worst case); 0 with no backlog.
     pub seconds: f64,
     /// Nodes of the fenced region that did not answer (their backlog is not counted).
     pub unanswered: Vec<String>,
