@@ -397,6 +397,20 @@ impl Record {
         self.last_modified
     }
 
+    /// The context a follower applies a leader's follow-up operation with (the remove part of
+    /// a set update with a client context), after merging this state, the leader's: its
+    /// last-modified timestamp as `ts` and that timestamp's physical time as `now_ms`.
+    ///
+    /// Invariant: the follower's result depends only on the states it merged and the op, never
+    /// on the follower's own clock. Its `last_modified` stays the join of the merged states'
+    /// and the expiry check sees the leader's time, so replicas that received the same writes
+    /// hold byte-identical records (and equal Merkle digests) without an anti-entropy pass.
+    /// The op must not issue a dot (no adds): the actor is the leader state's timestamp node.
+    pub fn follower_context(&self) -> OpContext {
+        let ts = self.last_modified;
+        OpContext { actor: ts.node(), ts, now_ms: ts.physical_ms() }
+    }
+
     /// True when the record reads as absent and nothing newer than `horizon` touched it. The
     /// store may drop it only if `horizon` is a point every replica (in every region) has
     /// passed; see `docs/algorithms/*.md` on incarnations.

@@ -189,6 +189,31 @@ fn set_remove_takes_effect_even_when_the_leader_had_not_received_the_add() {
     assert!(leader_only.as_set().expect("set").contains(&e(7)), "the remove would have been lost");
 }
 
+/// The followers apply the remove part with the leader state's context, not their own clock:
+/// after a set update with a client context reached every replica, the three records are
+/// byte-identical (equal Merkle digests), with no anti-entropy pass. Each follower applying
+/// with its own HLC would leave a different `last_modified` at each replica, and the region's
+/// digests would differ until a repair.
+#[test]
+fn replicas_hold_identical_records_after_a_set_remove_with_a_context() {
+    let e = |b: u8| vec![b];
+    let mut c = Cluster::new(ValueKind::Set, 3);
+    let add = Op::SetUpdate { add: vec![e(7), e(9)], remove: vec![], context: None, ttl_ms: None };
+    assert!(c.write(&add, ConsistencyLevel::All, c.ordered(&[1, 2, 0]), &mut |_| 0).succeeded);
+    // Follower clocks ahead of the leader's, as on real machines.
+    for i in 1..3 {
+        c.replicas[i].clock.tick(c.now + 1_000 * i as u64);
+    }
+    let seen = c.state(2).expect("x").context();
+    let op = Op::SetUpdate { add: vec![e(8)], remove: vec![e(7)], context: Some(seen), ttl_ms: None };
+    assert!(c.write(&op, ConsistencyLevel::All, c.ordered(&[0, 1, 2]), &mut |_| 0).succeeded);
+    let states: Vec<Record> = (0..3).map(|i| c.state(i).expect("state")).collect();
+    assert_eq!(states[0].as_set().expect("set").members(), vec![e(8), e(9)]);
+    for s in &states[1..] {
+        assert_eq!(s.encode(), states[0].encode(), "a follower's record differs from the leader's");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 

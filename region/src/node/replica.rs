@@ -93,7 +93,7 @@ impl Replica {
                 // Replication must not drop data: a timestamp too far ahead is counted, the
                 // clock not moved, and the state merged anyway.
                 let _ = self.observe(record.last_modified());
-                let ctx = then_apply.as_ref().map(|_| self.own_context());
+                let ctx = then_apply.as_ref().map(|_| record.follower_context());
                 let store = Arc::clone(&self.store);
                 let metrics = Arc::clone(&self.metrics);
                 self.blocking(move || -> Result<(), RegionError> {

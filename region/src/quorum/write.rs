@@ -24,7 +24,8 @@ pub enum WritePlan {
     ApplyAtEach,
     /// The first replica (the *leader*) applies the operation with its own node id as the
     /// actor and its own HLC; the others then merge the state the leader returned (and, if
-    /// `follower_op` is set, apply that operation after the merge, with their own context).
+    /// `follower_op` is set, apply that operation after the merge, with the merged state's
+    /// [`meridian_crdt::Record::follower_context`], so their result depends on no clock).
     ///
     /// Used for everything whose effect depends on the applying replica: counter increments
     /// (applied at each replica they would be counted once per replica), multi-value register
@@ -100,7 +101,7 @@ pub enum WriteAction {
     /// record the replica returned: the others merge it.
     ApplyAsLeader,
     /// `Store::merge(keyspace, key, &record, origin)`; then, if `then_apply` is set,
-    /// `Store::apply` it with the replica's own `OpContext`. Answer with
+    /// `Store::apply` it with `record.follower_context()`. Answer with
     /// [`WriteRound::on_ack`] once both are durable.
     Merge {
         /// The state to merge (shared by every follower's transmit).

@@ -170,7 +170,7 @@ impl Cluster {
                 WriteAction::Merge { record, origin, then_apply } => {
                     r.store.merge(KS, KEY, &record, origin).expect("merge");
                     if let Some(f) = then_apply {
-                        let ctx = OpContext { actor: r.id, ts: r.clock.tick(now), now_ms: now };
+                        let ctx = record.follower_context();
                         r.store.apply(KS, KEY, self.kind, &f, &ctx, &self.limits).expect("follower op");
                     }
                     round.on_ack(t.to);
