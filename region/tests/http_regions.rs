@@ -21,6 +21,7 @@ async fn regions_status_lists_each_peer_link() {
     assert_eq!(peer["link"], "up");
     assert_eq!(peer["lag_p99_ms"], 57);
     assert_eq!(peer["backlog"], 3);
+    assert_eq!(peer["lag_buckets"], serde_json::json!([[41, 6], [57, 4]]));
     assert!(peer["last_applied_ms"].is_u64());
 }
 

@@ -113,6 +113,12 @@ pub struct BenchArgs {
     /// counter: how long to wait for every region to show the final value.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub converge_timeout: Duration,
+    /// Also measure the cross-region replication lag of the changes the measured phase
+    /// wrote: every node's lag histogram before and after the phase, after waiting (at most
+    /// --converge-timeout) for every WAN backlog to drain. Needs an endpoints file with
+    /// several regions.
+    #[arg(long)]
+    pub lag: bool,
     /// Output format: a summary table, or one JSON document.
     #[arg(long, value_enum, default_value_t = CtlOutput::Table)]
     pub output: CtlOutput,
@@ -356,6 +362,18 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
     if args.preload > 0 {
         preload(&client, &plan, args.preload, args.concurrency.map_or(DEFAULT_WORKERS, |c| c as usize)).await;
     }
+    let admin = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| CtlError::Failed(format!("cannot build the HTTP client: {e}")))?;
+    let lag_before = if args.lag {
+        if all.len() < 2 {
+            return Err(CtlError::Usage("--lag needs an endpoints file with at least two regions".into()));
+        }
+        Some(crate::cli::lag::snapshot(&admin, &all).await)
+    } else {
+        None
+    };
     let recorder = Arc::new(Mutex::new(Recorder::new(kinds_of(args.workload))?));
     let tally = Arc::new(Tally::default());
     let progress = tokio::spawn(progress_loop(Arc::clone(&tally)));
@@ -376,7 +394,21 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
     } else {
         None
     };
-    let report = report(&args, mode, &targets, elapsed, &lock(&recorder), &tally, &client, counter.as_ref());
+    let lag = match &lag_before {
+        Some(before) => {
+            eprintln!("waiting for the WAN backlog to drain (at most {:?})", args.converge_timeout);
+            let (drained, waited) = crate::cli::lag::wait_drained(&admin, &all, args.converge_timeout).await;
+            let after = crate::cli::lag::snapshot(&admin, &all).await;
+            let mut failed = before.failed.clone();
+            failed.extend(after.failed.iter().cloned());
+            Some(crate::cli::lag::report(&crate::cli::lag::delta(before, &after), drained, waited, &failed))
+        }
+        None => None,
+    };
+    let mut report = report(&args, mode, &targets, elapsed, &lock(&recorder), &tally, &client, counter.as_ref());
+    if let Some(lag) = lag {
+        report["replication_lag"] = lag;
+    }
     match args.output {
         CtlOutput::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string())),
         CtlOutput::Table => print!("{}", report_table(&report)),
@@ -754,6 +786,9 @@ fn report_table(r: &Value) -> String {
                 e["recovery_ms"].as_f64().map_or_else(String::new, |ms| format!(", {ms:.0} ms after the failure"))
             ));
         }
+    }
+    if r["replication_lag"].is_object() {
+        out.push_str(&crate::cli::lag::table(&r["replication_lag"]));
     }
     let c = &r["counter"];
     if c.is_object() {

@@ -6,5 +6,6 @@ pub mod config_check;
 pub mod ctl;
 pub mod dev;
 pub mod drill;
+pub mod lag;
 pub mod logging;
 pub mod server;

@@ -101,6 +101,20 @@ impl LagHistogram {
         self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
     }
 
+    /// Every non-empty bucket as `(upper bound ms, count)`, in increasing order: exact to
+    /// 1 ms below 1 s, 10 ms below 10 s, 100 ms below 100 s; the overflow bucket's bound is the
+    /// largest lag seen. Two snapshots of one histogram subtract bucket by bucket (the bounds
+    /// are stable, except the overflow's), which is how `meridian bench --lag` measures the
+    /// lag of one phase.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(b, c)| (if b == BUCKETS - 1 { self.max_ms } else { upper(b) }, *c))
+            .collect()
+    }
+
     /// The bucket upper bounds (ms) and cumulative counts, for Prometheus-style export at the
     /// given bounds.
     pub fn cumulative(&self, bounds_ms: &[u64]) -> Vec<(u64, u64)> {
@@ -181,6 +195,16 @@ impl LagWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_list_the_non_empty_ones_by_upper_bound() {
+        let mut h = LagHistogram::default();
+        for ms in [3, 3, 52, 1_234, 250_000] {
+            h.record(ms);
+        }
+        assert_eq!(h.buckets(), vec![(3, 2), (52, 1), (1_240, 1), (250_000, 1)]);
+        assert!(LagHistogram::default().buckets().is_empty());
+    }
 
     #[test]
     fn quantiles_are_exact_to_the_bucket() {

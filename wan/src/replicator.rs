@@ -106,6 +106,9 @@ pub struct PeerStatus {
     pub lag_p50_ms: Option<u64>,
     /// p99 of the same.
     pub lag_p99_ms: Option<u64>,
+    /// The all-time lag histogram of the same changes: `(upper bound ms, count)` of every
+    /// non-empty bucket ([`crate::lag::LagHistogram::buckets`]).
+    pub lag_buckets: Vec<(u64, u64)>,
     /// Changes from that region applied here.
     pub applied: u64,
     /// When the last change from it was applied here (ms since the UNIX epoch).
@@ -656,6 +659,7 @@ impl Replicator {
                     backlog: visible.saturating_sub(p.cursor.load(Ordering::Relaxed)),
                     lag_p50_ms: recent.as_ref().and_then(|h| h.quantile(0.5)),
                     lag_p99_ms: recent.as_ref().and_then(|h| h.quantile(0.99)),
+                    lag_buckets: window.as_ref().map(|w| w.all().buckets()).unwrap_or_default(),
                     applied: inner.applied.lock().get(&p.cfg.region).copied().unwrap_or(0),
                     last_applied_ms: window.and_then(|w| w.last_applied_ms()),
                     shipped: p.shipped.load(Ordering::Relaxed),

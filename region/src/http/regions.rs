@@ -32,6 +32,12 @@ pub struct RegionLinkBody {
     pub lag_p50_ms: Option<u64>,
     /// Lag p99 over the same window.
     pub lag_p99_ms: Option<u64>,
+    /// The all-time lag histogram of changes from that region applied by this node:
+    /// `[upper bound ms, count]` for every non-empty bucket, 1 ms wide below 1 s, 10 ms below
+    /// 10 s, 100 ms below 100 s (the last bucket's bound is the largest lag seen). Subtract two
+    /// snapshots to get the lag of the changes applied between them.
+    #[schema(value_type = Vec<Vec<u64>>, example = json!([[51, 120], [52, 310], [60, 4]]))]
+    pub lag_buckets: Vec<(u64, u64)>,
     /// Changes from that region applied by this node.
     pub applied: u64,
     /// When the last change from that region was applied here (ms since the UNIX epoch).
@@ -56,6 +62,7 @@ impl From<RegionLink> for RegionLinkBody {
             backlog: l.backlog,
             lag_p50_ms: l.lag_p50_ms,
             lag_p99_ms: l.lag_p99_ms,
+            lag_buckets: l.lag_buckets,
             applied: l.applied,
             last_applied_ms: l.last_applied_ms,
             shipped: l.shipped,

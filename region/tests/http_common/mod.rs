@@ -539,6 +539,7 @@ impl KvService for FakeService {
                 backlog: 3,
                 lag_p50_ms: Some(41),
                 lag_p99_ms: Some(57),
+                lag_buckets: vec![(41, 6), (57, 4)],
                 applied: 10,
                 last_applied_ms: Some(T0),
                 shipped: 12,
