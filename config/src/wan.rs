@@ -54,6 +54,9 @@ pub struct WanConfig {
     /// Longest a change waits for its batch to fill before the batch is sent, in milliseconds
     /// (0..=10000; 0 sends at once). Adds up to this much replication lag.
     pub batch_max_delay_ms: u64,
+    /// Batches sent to each peer region before the first of them is acknowledged (1..=64):
+    /// with 1 a change also waits for the round trips of the batches before it.
+    pub max_batches_in_flight: u32,
     /// Compression of batches on the wire: `none`, `lz4` or `zstd`.
     pub compression: Compression,
     /// PEM file of the CA certificate(s) peer regions' WAN certificates must chain to. Kept
@@ -73,6 +76,7 @@ impl Default for WanConfig {
             peers: Vec::new(),
             batch_max_entries: 512,
             batch_max_delay_ms: 20,
+            max_batches_in_flight: 8,
             compression: Compression::Lz4,
             ca_cert: None,
             cert: None,
@@ -91,6 +95,7 @@ impl WanConfig {
     pub fn validate(&self, own_region: &str) -> Result<(), ConfigError> {
         check_range("wan.batch_max_entries", self.batch_max_entries, 1..=65_536)?;
         check_range("wan.batch_max_delay_ms", self.batch_max_delay_ms, 0..=10_000)?;
+        check_range("wan.max_batches_in_flight", self.max_batches_in_flight, 1..=64)?;
         for (i, peer) in self.peers.iter().enumerate() {
             let field = |name: &str| format!("wan.peers[{i}].{name}");
             check_node_name(&field("region"), &peer.region)?;

@@ -227,6 +227,9 @@ fn wan_batching_bounds() {
     rejects("wan.batch_max_entries", |c| c.wan.batch_max_entries = 65_537);
     rejects("wan.batch_max_delay_ms", |c| c.wan.batch_max_delay_ms = 10_001);
     accepts(|c| c.wan.batch_max_delay_ms = 0);
+    rejects("wan.max_batches_in_flight", |c| c.wan.max_batches_in_flight = 0);
+    rejects("wan.max_batches_in_flight", |c| c.wan.max_batches_in_flight = 65);
+    accepts(|c| c.wan.max_batches_in_flight = 1);
 }
 
 #[test]

@@ -117,6 +117,7 @@ async fn start_replicator(cfg: &NodeConfig, node: &Node) -> anyhow::Result<merid
     let mut rcfg = meridian_wan::ReplicatorConfig::new(cfg.wan.listen, peers);
     rcfg.batch_max_entries = cfg.wan.batch_max_entries as usize;
     rcfg.batch_max_delay = cfg.wan.batch_max_delay();
+    rcfg.max_batches_in_flight = cfg.wan.max_batches_in_flight as usize;
     rcfg.codec = match cfg.wan.compression {
         meridian_config::Compression::None => meridian_wan::Codec::None,
         meridian_config::Compression::Lz4 => meridian_wan::Codec::Lz4,

@@ -11,7 +11,7 @@
 //! it runs a **full sync** of its shipping ranges with the peer: a Merkle comparison against
 //! the whole peer region, pushing only the keys that differ.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,6 +61,8 @@ pub struct ReplicatorConfig {
     pub batch_max_entries: usize,
     /// Longest a change waits for its batch to fill.
     pub batch_max_delay: Duration,
+    /// Batches sent to a peer before the first of them is acknowledged (at least 1).
+    pub max_batches_in_flight: usize,
     /// Batch compression.
     pub codec: Codec,
     /// Most log entries kept; older ones are trimmed even if a peer has not acknowledged them
@@ -83,6 +85,7 @@ impl ReplicatorConfig {
             peers,
             batch_max_entries: 512,
             batch_max_delay: Duration::from_millis(20),
+            max_batches_in_flight: 8,
             codec: Codec::Lz4,
             retention_entries: 10_000_000,
             request_timeout: Duration::from_secs(10),
@@ -139,6 +142,27 @@ struct Peer {
     full_sync_keys: AtomicU64,
     sync_requested: AtomicBool,
     last_error: Mutex<Option<String>>,
+}
+
+/// One batch of the shipping pipeline.
+struct InFlight {
+    id: u64,
+    /// Its last log entry: the cursor once it and every earlier batch are acknowledged.
+    last: u64,
+    /// Log entries it covers, and those it ships (0: all someone else's to ship).
+    entries: u64,
+    items: u64,
+    _task: Option<AbortOnDrop>,
+    result: Option<Result<WanResponse, WanError>>,
+}
+
+/// A task aborted when the pipeline drops it (a reset after a failure, fencing, shutdown).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Inner {
@@ -345,13 +369,29 @@ impl Inner {
     }
 
     /// The shipping loop towards one peer.
+    ///
+    /// Batches are **pipelined**: up to `max_batches_in_flight` are sent before the first is
+    /// acknowledged (each on its own QUIC stream), so a change waits for its batch delay and
+    /// one trip, not for the round trips of the batches before it. The cursor still moves only
+    /// over the acknowledged prefix, in log order: a batch acknowledged before an earlier one
+    /// waits for it. A failure drops the pipeline and resends from the cursor (the peer may
+    /// merge a batch twice; merges are idempotent, W3). Merges commute, so the peer applying
+    /// batches out of order is harmless.
     async fn ship_loop(self: Arc<Self>, peer: Arc<Peer>) {
         let mut last_epoch: Option<u64> = None;
         let mut need_sync = false;
         let mut backoff = Duration::from_millis(100);
         let mut skipped_since_persist = 0u64;
+        let window = self.cfg.max_batches_in_flight.max(1);
+        let idle = self.cfg.batch_max_delay.max(Duration::from_millis(5));
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Result<WanResponse, WanError>)>();
+        let mut pipeline: VecDeque<InFlight> = VecDeque::new();
+        let mut next_id = 0u64;
+        // The last log entry handed to the pipeline (== the cursor when it is empty).
+        let mut sent = peer.cursor.load(Ordering::Relaxed);
         loop {
             if self.local.fenced() {
+                pipeline.clear();
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -360,93 +400,149 @@ impl Inner {
                 need_sync = true;
             }
             last_epoch = Some(epoch);
-            let cursor = peer.cursor.load(Ordering::Relaxed);
-            let store = Arc::clone(&self.store);
-            let first = match blocking(self.cfg.inline_storage, move || store.first_seq()).await {
-                Ok(Ok(f)) => f,
-                _ => {
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-            };
-            if cursor + 1 < first {
-                tracing::warn!(peer = %peer.cfg.region, cursor, first, "change log trimmed past the cursor: full sync");
-                need_sync = true;
-                let _ = self.persist_cursor(&peer, first - 1).await;
-            }
-            if need_sync || peer.sync_requested.swap(false, Ordering::Relaxed) {
-                match self.full_sync(&peer, &ranges).await {
-                    Ok(keys) => {
-                        need_sync = false;
-                        peer.full_syncs.fetch_add(1, Ordering::Relaxed);
-                        peer.full_sync_keys.fetch_add(keys, Ordering::Relaxed);
-                        tracing::info!(peer = %peer.cfg.region, keys, "full sync done");
+
+            // Retire the acknowledged prefix, in order.
+            let mut failure = None;
+            while pipeline.front().is_some_and(|b| b.result.is_some()) {
+                let Some(b) = pipeline.pop_front() else { break };
+                match b.result {
+                    Some(Ok(WanResponse::Ack { .. })) if b.items == 0 => {
+                        // Nothing of ours: move on; persist now and then (a crash re-reads a
+                        // little).
+                        peer.cursor.store(b.last, Ordering::Relaxed);
+                        skipped_since_persist += b.entries;
+                        if skipped_since_persist >= 4096 {
+                            skipped_since_persist = 0;
+                            let _ = self.persist_cursor(&peer, b.last).await;
+                        }
+                    }
+                    Some(Ok(WanResponse::Ack { .. })) => {
+                        backoff = Duration::from_millis(100);
+                        peer.shipped.fetch_add(b.items, Ordering::Relaxed);
+                        skipped_since_persist = 0;
+                        if let Err(e) = self.persist_cursor(&peer, b.last).await {
+                            tracing::warn!(error = %e, "could not persist the WAN cursor");
+                        }
                         self.succeeded(&peer);
                     }
-                    Err(e) => {
-                        need_sync = true;
-                        self.failed(&peer, &e);
+                    Some(Ok(other)) => {
+                        failure = Some(WanError::Protocol(format!("unexpected answer to a batch: {other:?}")))
+                    }
+                    Some(Err(e)) => failure = Some(e),
+                    None => {}
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
+            if let Some(e) = failure {
+                self.failed(&peer, &e);
+                pipeline.clear();
+                sent = peer.cursor.load(Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+
+            if pipeline.is_empty() {
+                sent = peer.cursor.load(Ordering::Relaxed);
+                let store = Arc::clone(&self.store);
+                let first = match blocking(self.cfg.inline_storage, move || store.first_seq()).await {
+                    Ok(Ok(f)) => f,
+                    _ => {
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
+                };
+                if sent + 1 < first {
+                    tracing::warn!(peer = %peer.cfg.region, cursor = sent, first, "change log trimmed past the cursor: full sync");
+                    need_sync = true;
+                    let _ = self.persist_cursor(&peer, first - 1).await;
+                    sent = first - 1;
                 }
-            }
-            let cursor = peer.cursor.load(Ordering::Relaxed);
-            let store = Arc::clone(&self.store);
-            let limit = self.cfg.batch_max_entries;
-            let mut page = match blocking(self.cfg.inline_storage, move || store.changes(cursor, limit)).await {
-                Ok(Ok(p)) => p,
-                _ => {
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-            };
-            if page.is_empty() {
-                tokio::time::sleep(self.cfg.batch_max_delay.max(Duration::from_millis(5))).await;
-                continue;
-            }
-            if page.len() < limit && !self.cfg.batch_max_delay.is_zero() {
-                // Let the batch fill for up to the batching delay.
-                tokio::time::sleep(self.cfg.batch_max_delay).await;
-                let store = Arc::clone(&self.store);
-                if let Ok(Ok(p)) = blocking(self.cfg.inline_storage, move || store.changes(cursor, limit)).await {
-                    page = p;
-                }
-            }
-            let last = page.last().map(|e| e.seq).unwrap_or(cursor);
-            let items = self.to_ship(&page);
-            if items.is_empty() {
-                // Nothing of ours: move on; persist now and then (a crash re-reads a little).
-                peer.cursor.store(last, Ordering::Relaxed);
-                skipped_since_persist += page.len() as u64;
-                if skipped_since_persist >= 4096 {
-                    skipped_since_persist = 0;
-                    let _ = self.persist_cursor(&peer, last).await;
-                }
-                continue;
-            }
-            let n = items.len() as u64;
-            let req = WanRequest::Batch { source_region: self.region.clone(), items };
-            match self.ask(&peer, &req).await {
-                Ok(WanResponse::Ack { .. }) => {
-                    backoff = Duration::from_millis(100);
-                    peer.shipped.fetch_add(n, Ordering::Relaxed);
-                    skipped_since_persist = 0;
-                    if let Err(e) = self.persist_cursor(&peer, last).await {
-                        tracing::warn!(error = %e, "could not persist the WAN cursor");
+                if need_sync || peer.sync_requested.swap(false, Ordering::Relaxed) {
+                    match self.full_sync(&peer, &ranges).await {
+                        Ok(keys) => {
+                            need_sync = false;
+                            peer.full_syncs.fetch_add(1, Ordering::Relaxed);
+                            peer.full_sync_keys.fetch_add(keys, Ordering::Relaxed);
+                            tracing::info!(peer = %peer.cfg.region, keys, "full sync done");
+                            self.succeeded(&peer);
+                        }
+                        Err(e) => {
+                            need_sync = true;
+                            self.failed(&peer, &e);
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            continue;
+                        }
                     }
-                    self.succeeded(&peer);
                 }
-                Ok(other) => {
-                    self.failed(&peer, &WanError::Protocol(format!("unexpected answer to a batch: {other:?}")));
-                    tokio::time::sleep(backoff).await;
+            }
+
+            // Fill the pipeline, unless a full sync waits for it to drain.
+            let may_fill = pipeline.len() < window && !need_sync && !peer.sync_requested.load(Ordering::Relaxed);
+            let mut filled = false;
+            if may_fill {
+                let store = Arc::clone(&self.store);
+                let limit = self.cfg.batch_max_entries;
+                let from = sent;
+                let mut page = match blocking(self.cfg.inline_storage, move || store.changes(from, limit)).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                };
+                if !page.is_empty() && page.len() < limit && !self.cfg.batch_max_delay.is_zero() {
+                    // Let the batch fill for up to the batching delay.
+                    tokio::time::sleep(self.cfg.batch_max_delay).await;
+                    let store = Arc::clone(&self.store);
+                    if let Ok(Ok(p)) = blocking(self.cfg.inline_storage, move || store.changes(from, limit)).await {
+                        page = p;
+                    }
                 }
-                Err(e) => {
-                    self.failed(&peer, &e);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                if let Some(last) = page.last().map(|e| e.seq) {
+                    filled = true;
+                    sent = last;
+                    let items = self.to_ship(&page);
+                    let id = next_id;
+                    next_id += 1;
+                    let mut b = InFlight {
+                        id,
+                        last,
+                        entries: page.len() as u64,
+                        items: items.len() as u64,
+                        _task: None,
+                        result: None,
+                    };
+                    if items.is_empty() {
+                        b.result = Some(Ok(WanResponse::Ack { changed: 0 }));
+                    } else {
+                        let (this, p, tx) = (Arc::clone(&self), Arc::clone(&peer), done_tx.clone());
+                        let req = WanRequest::Batch { source_region: self.region.clone(), items };
+                        b._task = Some(AbortOnDrop(tokio::spawn(async move {
+                            let res = this.ask(&p, &req).await;
+                            let _ = tx.send((id, res));
+                        })));
+                    }
+                    pipeline.push_back(b);
                 }
+            }
+            if filled {
+                continue;
+            }
+            // Wait for an acknowledgement, or (with room in the pipeline) for new changes.
+            let room = pipeline.len() < window;
+            tokio::select! {
+                done = done_rx.recv(), if !pipeline.is_empty() => {
+                    if let Some((id, res)) = done {
+                        if let Some(b) = pipeline.iter_mut().find(|b| b.id == id) {
+                            b.result = Some(res);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(idle), if room || pipeline.is_empty() => {}
             }
         }
     }
