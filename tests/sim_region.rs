@@ -233,7 +233,11 @@ fn an_mvr_write_past_the_sibling_cap_is_the_clients_error_not_unavailable() {
             }
         }
         let (i, e) = refused.unwrap_or_else(|| panic!("seed {s}: the sibling cap never refused"));
-        assert_eq!(i, 64, "seed {s}: the 65th blind write is refused");
+        // The leader enforces the cap on the state it holds. A QUORUM write may not have
+        // reached the next write's leader yet, so that leader can accept one more sibling than
+        // the region holds in total: the refusal comes at the 65th write or a little after,
+        // never before (64 siblings must be at the leader).
+        assert!((64..70).contains(&i), "seed {s}: refused at write {} (cap 64)", i + 1);
         assert_eq!((e.code(), e.http_status()), ("too_many_siblings", 409), "seed {s}: {e:?}");
         Ok(())
     });
