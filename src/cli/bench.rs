@@ -42,6 +42,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::cli::ctl::{resolve_regions, CtlError, CtlOutput, DEFAULT_ENDPOINTS_FILE};
+use crate::cli::peers::{Peer, PeerError};
 
 /// An operation dispatched later than this after its due time counts as late.
 const LATE: Duration = Duration::from_millis(10);
@@ -119,6 +120,13 @@ pub struct BenchArgs {
     /// several regions.
     #[arg(long)]
     pub lag: bool,
+    /// Drive a peer store instead of Meridian, with the same generator (register workloads
+    /// a, b, c and write only): `redis` (RESP) or `etcd` (v3 JSON gateway).
+    #[arg(long, value_enum, requires = "peer_addr", conflicts_with_all = ["lag", "endpoints_file", "node"])]
+    pub peer: Option<crate::cli::peers::PeerKind>,
+    /// The peer's address(es), `HOST:PORT[,HOST:PORT...]` (etcd: every member, round-robin).
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
+    pub peer_addr: Vec<String>,
     /// Output format: a summary table, or one JSON document.
     #[arg(long, value_enum, default_value_t = CtlOutput::Table)]
     pub output: CtlOutput,
@@ -168,6 +176,13 @@ struct Plan {
 }
 
 fn run_bench(args: BenchArgs) -> Result<(), CtlError> {
+    if args.peer.is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CtlError::Failed(format!("cannot start the async runtime: {e}")))?;
+        return runtime.block_on(bench(args, Vec::new(), Vec::new()));
+    }
     let all =
         resolve_regions(args.node.as_deref(), args.endpoints_file.as_deref(), None, Path::new(DEFAULT_ENDPOINTS_FILE))?;
     let all: Vec<RegionEndpoints> =
@@ -258,23 +273,54 @@ struct Tally {
     max_behind_us: AtomicU64,
 }
 
+/// What the generator drives: Meridian through the client library, or a peer store.
+#[derive(Debug, Clone)]
+enum Backend {
+    Meridian(Client),
+    Peer(Arc<Peer>),
+}
+
+/// A failed operation: its stable code, and whether it may have taken effect (an
+/// indeterminate counter increment).
+#[derive(Debug)]
+struct OpError {
+    code: String,
+    indeterminate: bool,
+}
+
+impl From<meridian_client::Error> for OpError {
+    fn from(e: meridian_client::Error) -> Self {
+        OpError { code: e.code().to_owned(), indeterminate: matches!(e, meridian_client::Error::Indeterminate { .. }) }
+    }
+}
+
+impl From<PeerError> for OpError {
+    fn from(e: PeerError) -> Self {
+        OpError { code: e.code.to_owned(), indeterminate: false }
+    }
+}
+
 /// Runs one operation; `Ok(false)` for a read that found no value.
-async fn execute(
-    client: &Client,
-    plan: &Plan,
-    kind: OpKind,
-    index: u64,
-    member: u64,
-) -> Result<bool, meridian_client::Error> {
+async fn execute(backend: &Backend, plan: &Plan, kind: OpKind, index: u64, member: u64) -> Result<bool, OpError> {
     let key = key_name(&plan.prefix, index);
     let ks = plan.keyspace.as_str();
-    match kind {
-        OpKind::Read => Ok(client.get(ks, &key).await?.is_some()),
-        OpKind::Update => client.put(ks, &key, plan.value.clone(), None).await.map(|_| true),
-        OpKind::Incr => client.incr(ks, &plan.counter_key, 1).await.map(|_| true),
-        OpKind::SetAdd => client.sadd(ks, &key, &[&format!("m{member}")]).await.map(|_| true),
-        OpKind::SetRemove => client.srem(ks, &key, &[&format!("m{member}")], None).await.map(|_| true),
-    }
+    let client = match backend {
+        Backend::Meridian(c) => c,
+        Backend::Peer(p) => {
+            return match kind {
+                OpKind::Read => Ok(p.get(key.as_bytes()).await?),
+                OpKind::Update => Ok(p.put(key.as_bytes(), &plan.value).await.map(|_| true)?),
+                other => Err(OpError { code: format!("unsupported_{}", other.as_str()), indeterminate: false }),
+            };
+        }
+    };
+    Ok(match kind {
+        OpKind::Read => client.get(ks, &key).await?.is_some(),
+        OpKind::Update => client.put(ks, &key, plan.value.clone(), None).await.map(|_| true)?,
+        OpKind::Incr => client.incr(ks, &plan.counter_key, 1).await.map(|_| true)?,
+        OpKind::SetAdd => client.sadd(ks, &key, &[&format!("m{member}")]).await.map(|_| true)?,
+        OpKind::SetRemove => client.srem(ks, &key, &[&format!("m{member}")], None).await.map(|_| true)?,
+    })
 }
 
 /// One operation's draws.
@@ -291,7 +337,7 @@ fn lock(recorder: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
 
 /// Runs an operation and records it, its latency measured from `since`.
 async fn run_one(
-    client: &Client,
+    client: &Backend,
     plan: &Plan,
     (kind, index, member): (OpKind, u64, u64),
     since: Instant,
@@ -315,10 +361,10 @@ async fn run_one(
         }
         Err(e) => {
             tally.errors.fetch_add(1, Ordering::Relaxed);
-            if kind == OpKind::Incr && matches!(e, meridian_client::Error::Indeterminate { .. }) {
+            if kind == OpKind::Incr && e.indeterminate {
                 tally.indeterminate_delta.fetch_add(1, Ordering::Relaxed);
             }
-            Some(e.code().to_owned())
+            Some(e.code.clone())
         }
     };
     lock(recorder).record(kind, latency, code.as_deref());
@@ -333,7 +379,26 @@ enum Mode {
 
 async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEndpoints>) -> Result<(), CtlError> {
     let through_node = args.node.is_some();
-    let client = build_client(targets.clone(), &args, through_node).await?;
+    let backend = match args.peer {
+        Some(kind) => {
+            if !matches!(args.workload, Workload::A | Workload::B | Workload::C | Workload::Write) {
+                return Err(CtlError::Usage(format!(
+                    "--peer runs the register workloads (a, b, c, write), not {}",
+                    args.workload
+                )));
+            }
+            let pool = args.concurrency.map_or(DEFAULT_WORKERS, |c| c as usize).min(256);
+            let peer = Peer::connect(kind, &args.peer_addr, pool, args.request_timeout).await.map_err(|e| {
+                CtlError::Unreachable { url: args.peer_addr.join(","), reason: format!("{}: {}", e.code, e.message) }
+            })?;
+            Backend::Peer(Arc::new(peer))
+        }
+        None => Backend::Meridian(build_client(targets.clone(), &args, through_node).await?),
+    };
+    let client = match &backend {
+        Backend::Meridian(c) => Some(c.clone()),
+        Backend::Peer(_) => None,
+    };
     let mode = match args.rate {
         Some(rate) => {
             let max = args.concurrency.map_or(DEFAULT_MAX_IN_FLIGHT, |c| c as usize);
@@ -360,7 +425,7 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
         );
     }
     if args.preload > 0 {
-        preload(&client, &plan, args.preload, args.concurrency.map_or(DEFAULT_WORKERS, |c| c as usize)).await;
+        preload(&backend, &plan, args.preload, args.concurrency.map_or(DEFAULT_WORKERS, |c| c as usize)).await;
     }
     let admin = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -380,10 +445,10 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
     let start = Instant::now();
     match mode {
         Mode::Open { rate, max_in_flight } => {
-            open_loop(&client, &plan, rate, max_in_flight, args.duration, args.seed, &recorder, &tally).await
+            open_loop(&backend, &plan, rate, max_in_flight, args.duration, args.seed, &recorder, &tally).await
         }
         Mode::Closed { workers } => {
-            closed_loop(&client, &plan, workers, args.duration, args.seed, &recorder, &tally).await
+            closed_loop(&backend, &plan, workers, args.duration, args.seed, &recorder, &tally).await
         }
     }
     let elapsed = start.elapsed();
@@ -405,7 +470,8 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
         }
         None => None,
     };
-    let mut report = report(&args, mode, &targets, elapsed, &lock(&recorder), &tally, &client, counter.as_ref());
+    let mut report =
+        report(&args, mode, &targets, elapsed, &lock(&recorder), &tally, client.as_ref(), counter.as_ref());
     if let Some(lag) = lag {
         report["replication_lag"] = lag;
     }
@@ -430,7 +496,7 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
 }
 
 /// Writes keys `0..n` (closed loop, not measured), with a progress line.
-async fn preload(client: &Client, plan: &Arc<Plan>, n: u64, workers: usize) {
+async fn preload(client: &Backend, plan: &Arc<Plan>, n: u64, workers: usize) {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -442,8 +508,7 @@ async fn preload(client: &Client, plan: &Arc<Plan>, n: u64, workers: usize) {
                 if i >= n {
                     return;
                 }
-                let key = key_name(&plan.prefix, i);
-                if client.put(&plan.keyspace, &key, plan.value.clone(), None).await.is_err() {
+                if execute(&client, &plan, OpKind::Update, i, 0).await.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -472,7 +537,7 @@ async fn preload(client: &Client, plan: &Arc<Plan>, n: u64, workers: usize) {
 
 #[allow(clippy::too_many_arguments)]
 async fn open_loop(
-    client: &Client,
+    client: &Backend,
     plan: &Arc<Plan>,
     rate: f64,
     max_in_flight: usize,
@@ -508,7 +573,7 @@ async fn open_loop(
 }
 
 async fn closed_loop(
-    client: &Client,
+    client: &Backend,
     plan: &Arc<Plan>,
     workers: usize,
     duration: Duration,
@@ -620,7 +685,7 @@ fn report(
     elapsed: Duration,
     rec: &Recorder,
     tally: &Tally,
-    client: &Client,
+    client: Option<&Client>,
     counter: Option<&CounterCheck>,
 ) -> Value {
     let done = tally.done.load(Ordering::Relaxed);
@@ -639,17 +704,25 @@ fn report(
         }
         Mode::Closed { workers } => json!({"mode": "closed", "concurrency": workers}),
     };
-    let metrics = client.metrics();
-    let events: Vec<Value> = client
-        .failover_events()
-        .iter()
-        .map(|e| {
-            json!({
-                "unix_ms": e.unix_ms, "from": e.from, "to": e.to, "reason": e.reason.as_str(),
-                "recovery_ms": e.down_since.map(|d| e.at.saturating_duration_since(d).as_secs_f64() * 1000.0),
+    let client_section = client.map(|client| {
+        let events: Vec<Value> = client
+            .failover_events()
+            .iter()
+            .map(|e| {
+                json!({
+                    "unix_ms": e.unix_ms, "from": e.from, "to": e.to, "reason": e.reason.as_str(),
+                    "recovery_ms": e.down_since.map(|d| e.at.saturating_duration_since(d).as_secs_f64() * 1000.0),
+                })
             })
+            .collect();
+        json!({
+            "metrics": client.metrics(),
+            "regions": client.regions().iter().map(|r| json!({
+                "region": r.name, "rtt_ms": r.rtt.map(|d| d.as_secs_f64() * 1000.0), "down": r.down,
+            })).collect::<Vec<_>>(),
+            "failover_events": events,
         })
-        .collect();
+    });
     let by_op: serde_json::Map<String, Value> =
         rec.by_op.iter().filter(|(_, h)| !h.is_empty()).map(|(k, h)| (k.as_str().to_owned(), percentiles(h))).collect();
     json!({
@@ -677,13 +750,8 @@ fn report(
         "latency_by_op_ms": by_op,
         "errors_by_code": rec.errors,
         "generator": generator,
-        "client": {
-            "metrics": metrics,
-            "regions": client.regions().iter().map(|r| json!({
-                "region": r.name, "rtt_ms": r.rtt.map(|d| d.as_secs_f64() * 1000.0), "down": r.down,
-            })).collect::<Vec<_>>(),
-            "failover_events": events,
-        },
+        "target": args.peer.map_or("meridian", |p| p.as_str()),
+        "client": client_section,
         "counter": counter.map(|c| json!({
             "key": c.key,
             "expected_min": c.expected_min,
@@ -701,7 +769,11 @@ fn report_table(r: &Value) -> String {
     let f = |v: &Value| v.as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:.3}"));
     let p = &r["parameters"];
     let mut out = format!(
-        "workload {} on {} ({}), {} keys {}, values {} B, consistency {}\n",
+        "{}workload {} on {} ({}), {} keys {}, values {} B, consistency {}\n",
+        match r["target"].as_str() {
+            Some(t) if t != "meridian" => format!("peer {t}: "),
+            _ => String::new(),
+        },
         p["workload"].as_str().unwrap_or("?"),
         p["regions"]
             .as_array()
@@ -768,13 +840,15 @@ fn report_table(r: &Value) -> String {
         out.push_str(&format!("reads that found no value: {}\n", r["reads_absent"]));
     }
     let m = &r["client"]["metrics"];
-    out.push_str(&format!(
-        "client: {} requests, {} retries, {} failovers, current region {}\n",
-        m["requests"],
-        m["retries"],
-        m["failovers"],
-        m["current_region"].as_str().unwrap_or("-")
-    ));
+    if m.is_object() {
+        out.push_str(&format!(
+            "client: {} requests, {} retries, {} failovers, current region {}\n",
+            m["requests"],
+            m["retries"],
+            m["failovers"],
+            m["current_region"].as_str().unwrap_or("-")
+        ));
+    }
     if let Some(events) = r["client"]["failover_events"].as_array().filter(|e| !e.is_empty()) {
         for e in events {
             out.push_str(&format!(

@@ -8,4 +8,5 @@ pub mod dev;
 pub mod drill;
 pub mod lag;
 pub mod logging;
+pub mod peers;
 pub mod server;

@@ -364,6 +364,7 @@ variable "cluster_settings" {
     max_value_bytes             = optional(number, 1048576)
     wan_batch_max_entries       = optional(number, 512)
     wan_batch_max_delay_ms      = optional(number, 20)
+    wan_max_batches_in_flight   = optional(number, 8)
     wan_compression             = optional(string, "lz4")
   })
   default = {}
