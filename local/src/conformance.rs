@@ -33,7 +33,8 @@ macro_rules! conformance_tests {
             digest_matches_brute_force, digest_diff_finds_the_key, hints_round_trip, meta_round_trip,
             gc_purges_only_old_garbage, gc_blocks_resurrection, expired_ttl_collected_not_resurrected,
             stale_expired_copy_cannot_revive_rewritten_key,
-            record_count_tracks_writes, concurrent_increments_sum, reopen_keeps_everything);
+            record_count_tracks_writes, concurrent_increments_sum, reopen_keeps_everything,
+            cached_reads_answer_like_get);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
@@ -568,4 +569,34 @@ pub fn reopen_keeps_everything(f: &dyn EngineFactory) {
     put(&*s, b"after", b"v", NOW + 500);
     assert_eq!(s.visible_seq(), seq + 1, "log numbering continues");
     assert_eq!(read_lww(&*s, b"r59", NOW), Some(b"v".to_vec()));
+}
+
+/// `get_cached` answers exactly what `get` answers, or not at all; an engine that never blocks
+/// always answers. A persistent engine reopened after a flush holds the records on disk only:
+/// the first cached read of one does not answer, and once `get` has read it, it does.
+pub fn cached_reads_answer_like_get(f: &dyn EngineFactory) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = f.open(dir.path());
+        for i in 0..60u64 {
+            put(&*s, format!("c{i}").as_bytes(), b"v", NOW + i);
+        }
+        s.merge(KS, b"gone", &tombstone(NOW, N1), Origin::Local).unwrap();
+        for key in [&b"c0"[..], b"c59", b"gone", b"never-written"] {
+            let got = s.get(KS, key).unwrap();
+            match s.get_cached(KS, key).unwrap() {
+                Some(cached) => assert_eq!(cached, got, "key {key:?}"),
+                None => assert!(f.persistent(), "an engine that never blocks must answer"),
+            }
+        }
+        s.flush().unwrap();
+    }
+    if !f.persistent() {
+        return;
+    }
+    let s = f.open(dir.path());
+    assert_eq!(s.get_cached(KS, b"c7").unwrap(), None, "cold: on disk only, not answered from memory");
+    let got = s.get(KS, b"c7").unwrap();
+    assert!(got.is_some());
+    assert_eq!(s.get_cached(KS, b"c7").unwrap(), Some(got), "warm after a read");
 }

@@ -179,6 +179,14 @@ pub trait Engine: Send + Sync + Debug + 'static {
         Ok(())
     }
 
+    /// Like [`Engine::read`], but only from memory (memtables and block cache): `Ok(false)`,
+    /// without calling `f`, when answering would need disk I/O. Lets async callers serve hot
+    /// reads without a thread hand-off. Engines that never block answer every read.
+    fn read_cached(&self, cf: Cf, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<bool, StoreError> {
+        self.read(cf, key, f)?;
+        Ok(true)
+    }
+
     /// Applies `batch` atomically. Returns once it is as durable as the engine's configured
     /// durability promises.
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;

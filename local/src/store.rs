@@ -71,6 +71,14 @@ pub trait Store: Send + Sync + Debug {
     /// The record of `key` in `keyspace`, expired or not (callers read it with `now`).
     fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Record>, StoreError>;
 
+    /// [`Store::get`] answered from memory only, without blocking on disk: `Some(answer)`
+    /// (the same answer `get` gives), or `None` when answering needs I/O, and the caller
+    /// should run `get` on a blocking thread. The default never answers.
+    fn get_cached(&self, keyspace: &str, key: &[u8]) -> Result<Option<Option<Record>>, StoreError> {
+        let _ = (keyspace, key);
+        Ok(None)
+    }
+
     /// Applies an operation at this replica (this node is `ctx.actor`): read, apply, write,
     /// log, atomically for the key.
     fn apply(
@@ -372,6 +380,21 @@ impl<E: Engine> Store for NodeStore<E> {
             }
         })?;
         out
+    }
+
+    fn get_cached(&self, keyspace: &str, key: &[u8]) -> Result<Option<Option<Record>>, StoreError> {
+        let skey = StorageKey::new(keyspace, key)?;
+        let mut out = Ok(None);
+        let answered = self.engine.read_cached(Cf::Data, skey.as_bytes(), &mut |v| {
+            if let Some(b) = v {
+                out = decode_record(skey.as_bytes(), b).map(Some);
+            }
+        })?;
+        if answered {
+            out.map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn apply(

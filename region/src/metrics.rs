@@ -46,6 +46,10 @@ pub struct RegionMetrics {
     pub read_repairs: AtomicU64,
     /// Remote HLC timestamps rejected as too far ahead.
     pub hlc_rejected: AtomicU64,
+    /// Replica reads answered from memory (memtable, block cache) on the async worker.
+    pub reads_from_memory: AtomicU64,
+    /// Replica reads that needed disk, run on the blocking pool.
+    pub reads_from_disk: AtomicU64,
     /// RPC requests served for other nodes.
     pub rpc_served: AtomicU64,
     /// RPC payloads that did not decode.

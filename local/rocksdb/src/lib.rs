@@ -126,6 +126,20 @@ impl Engine for RocksEngine {
         Ok(())
     }
 
+    fn read_cached(&self, cf: Cf, key: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) -> Result<bool, StoreError> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_read_tier(rocksdb::ReadTier::BlockCache);
+        match self.db.get_pinned_cf_opt(self.cf(cf), key, &ro) {
+            Ok(pinned) => {
+                f(pinned.as_deref());
+                Ok(true)
+            }
+            // The value (or proof of its absence) is not in memory.
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(false),
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
     fn write(&self, batch: meridian_local::WriteBatch) -> Result<(), StoreError> {
         let mut wb = rocksdb::WriteBatch::default();
         for op in batch.ops {

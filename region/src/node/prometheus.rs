@@ -626,6 +626,13 @@ fn wan_section(x: &mut Exposition, inner: &Inner) {
         &[("kind", "mvr_siblings")],
         RegionMetrics::get(&m.conflicts_siblings_created),
     );
+    x.family(
+        "meridian_replica_reads_total",
+        Kind::Counter,
+        "Replica reads by where they were answered: memory (memtable or block cache, no thread hand-off) or disk (blocking pool).",
+    );
+    x.sample("meridian_replica_reads_total", &[("tier", "memory")], RegionMetrics::get(&m.reads_from_memory));
+    x.sample("meridian_replica_reads_total", &[("tier", "disk")], RegionMetrics::get(&m.reads_from_disk));
     x.single(
         "meridian_hlc_rejected_total",
         Kind::Counter,
