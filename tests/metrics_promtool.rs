@@ -163,6 +163,10 @@ fn put(node: &NodeProc, key: &str, value: &str) -> u16 {
     http("PUT", &url, &headers, Some(value.as_bytes())).0
 }
 
+/// The labels a sample may carry besides `region` and `node` (docs/observability.md).
+const LOW_CARDINALITY_LABELS: [&str; 11] =
+    ["op", "status", "state", "kind", "reason", "endpoint", "member", "peer_region", "version", "tier", "le"];
+
 #[test]
 fn a_node_scrape_has_the_region_figures_and_passes_promtool() {
     // Fail first, and fast, if the tool is missing.
@@ -228,8 +232,7 @@ fn a_node_scrape_has_the_region_figures_and_passes_promtool() {
         assert_eq!(names[..2], ["region", "node"], "{} starts with region and node", s.name);
         for label in &names[2..] {
             assert!(
-                ["op", "status", "state", "kind", "reason", "endpoint", "member", "peer_region", "version", "le"]
-                    .contains(label),
+                LOW_CARDINALITY_LABELS.contains(label),
                 "label {label} of {} is not a low-cardinality name",
                 s.name
             );
