@@ -4,41 +4,16 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::procs::{http, meridian_bin};
-use serde_json::Value;
+use common::procs::{http, start_dev};
 
 #[test]
 fn dev_starts_a_region_writes_endpoints_serves_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoints = dir.path().join("endpoints.json");
-    let log = std::fs::File::create(dir.path().join("dev.log")).expect("log");
-    let mut dev = Command::new(meridian_bin())
-        .args(["dev", "--base-dir"])
-        .arg(dir.path().join("cluster"))
-        .arg("--endpoints-file")
-        .arg(&endpoints)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn meridian dev");
-
     // Bounded start: the endpoints file appears once every node sees every other.
     let start = Instant::now();
-    let doc: Value = loop {
-        if let Ok(bytes) = std::fs::read(&endpoints) {
-            break serde_json::from_slice(&bytes).expect("endpoints file is JSON");
-        }
-        if let Ok(Some(status)) = dev.try_wait() {
-            let out = std::fs::read_to_string(dir.path().join("dev.log")).unwrap_or_default();
-            panic!("meridian dev exited with {status}:\n{out}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no endpoints file after 120 s");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut dev, doc) = start_dev(dir.path(), &[]);
     println!("dev cluster ready in {:.1} s", start.elapsed().as_secs_f64());
 
     let regions = doc["regions"].as_array().expect("regions");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::procs::meridian_bin;
+use common::procs::{meridian_bin, start_dev};
 use meridian_history::{EventKind, History};
 use serde_json::Value;
 
@@ -32,27 +32,8 @@ fn u(v: &Value) -> u64 {
 #[test]
 fn a_failover_drill_passes_and_its_report_matches_its_history() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (mut dev, _) = start_dev(dir.path(), &["--regions", "2"]);
     let endpoints = dir.path().join("endpoints.json");
-    let log = std::fs::File::create(dir.path().join("dev.log")).expect("log");
-    let mut dev = Command::new(meridian_bin())
-        .args(["dev", "--regions", "2", "--base-dir"])
-        .arg(dir.path().join("cluster"))
-        .arg("--endpoints-file")
-        .arg(&endpoints)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn meridian dev");
-    let start = Instant::now();
-    while !endpoints.exists() {
-        if let Ok(Some(status)) = dev.try_wait() {
-            let out = std::fs::read_to_string(dir.path().join("dev.log")).unwrap_or_default();
-            panic!("meridian dev exited with {status}:\n{out}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no endpoints file after 120 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 
     let history_path = dir.path().join("drill.jsonl");
     let out = Command::new(meridian_bin())

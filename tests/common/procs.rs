@@ -12,6 +12,41 @@ pub fn meridian_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_meridian"))
 }
 
+/// Starts `meridian dev` with `args` in `dir` (its cluster under `dir/cluster`, its log in
+/// `dir/dev.log`) and waits, at most 120 s, for the endpoints file it writes once every node is
+/// ready. Returns the process and the parsed endpoints file; panics with the log if dev exits
+/// first.
+pub fn start_dev(dir: &Path, args: &[&str]) -> (Child, Value) {
+    let endpoints = dir.join("endpoints.json");
+    let log = std::fs::File::create(dir.join("dev.log")).expect("log");
+    let mut dev = Command::new(meridian_bin())
+        .arg("dev")
+        .args(args)
+        .arg("--base-dir")
+        .arg(dir.join("cluster"))
+        .arg("--endpoints-file")
+        .arg(&endpoints)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn meridian dev");
+    let start = Instant::now();
+    loop {
+        if let Ok(bytes) = std::fs::read(&endpoints) {
+            if let Ok(doc) = serde_json::from_slice::<Value>(&bytes) {
+                return (dev, doc);
+            }
+        }
+        if let Ok(Some(status)) = dev.try_wait() {
+            let out = std::fs::read_to_string(dir.join("dev.log")).unwrap_or_default();
+            panic!("meridian dev exited with {status}:\n{out}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no endpoints file after 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// What `meridian server --ready-file` writes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Ready {
