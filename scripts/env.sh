@@ -3,7 +3,8 @@
 #
 # - clang + libclang-dev: bindgen for librocksdb-sys; ccache: RocksDB's C++ is compiled once
 #   (about 25 minutes on 2 cores) and then reused by every profile and every clone;
-#   prometheus: promtool, for the metrics and alert-rule tests.
+#   prometheus: promtool, for the metrics and alert-rule tests; chromium: the headless browser
+#   of the dashboard test.
 # - CARGO_TARGET_DIR outside the checkout, so a fresh clone reuses the warm build.
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -14,6 +15,8 @@ ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || meridian_missing+=(libcla
 command -v ccache >/dev/null 2>&1 || meridian_missing+=(ccache)
 # promtool (Debian's prometheus package) checks /metrics and the alert rules in the tests.
 command -v promtool >/dev/null 2>&1 || meridian_missing+=(prometheus)
+# chromium (Debian's package) loads /dashboard headless in tests/dashboard_browser.rs.
+command -v chromium >/dev/null 2>&1 || meridian_missing+=(chromium)
 if [ ${#meridian_missing[@]} -gt 0 ]; then
   echo "installing build dependencies: ${meridian_missing[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

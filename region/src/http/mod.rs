@@ -25,10 +25,13 @@
 //! - [`cluster`]: `/api/v1/cluster/status` and `/healthz`.
 //! - [`admin`]: hints, repair, decommission and digest under `/api/v1/cluster/`.
 //! - [`openapi`]: the generated OpenAPI document and `/openapi.json`.
+//! - [`dashboard`]: `GET /dashboard`, the live web dashboard (a static page polling the JSON
+//!   endpoints above).
 
 pub mod admin;
 pub mod cluster;
 pub mod counters;
+pub mod dashboard;
 pub mod error;
 pub mod keys;
 pub mod keyspaces;
@@ -173,6 +176,7 @@ pub fn router(service: Arc<dyn KvService>) -> Router {
         .route("/healthz", get(cluster::healthz))
         .route("/metrics", get(metrics::get_metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/dashboard", get(dashboard::get_dashboard))
         .fallback(route_not_found)
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
