@@ -103,6 +103,26 @@ enum Command {
         #[arg(long = "region", value_name = "REGION=NODES", required = true)]
         regions: Vec<String>,
     },
+    /// Replace a stopped node's data with a snapshot taken by `meridian ctl snapshot`; the node
+    /// then catches up from its replicas when it starts (docs/operations.md).
+    Restore {
+        /// The node's configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override a key, as `section.key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// The snapshot directory (the `path` that `meridian ctl snapshot` printed).
+        #[arg(long, value_name = "DIR", required_unless_present = "in_place")]
+        snapshot: Option<PathBuf>,
+        /// The data directory was already replaced out of band (a volume snapshot, a copy of
+        /// the files): only mark it restored, so the node takes the same precautions.
+        #[arg(long, conflicts_with = "snapshot")]
+        in_place: bool,
+        /// Restore even a snapshot older than storage.gc_grace_secs (deleted keys may come back).
+        #[arg(long)]
+        force: bool,
+    },
     /// Work with node configuration files.
     Config {
         #[command(subcommand)]
@@ -162,6 +182,9 @@ fn main() -> ExitCode {
             demo,
         }),
         Command::Ctl(args) => cli::ctl::run(args),
+        Command::Restore { config, set, snapshot, in_place, force } => {
+            cli::restore::run(cli::restore::RestoreArgs { config, set, snapshot, in_place, force })
+        }
         Command::Bench(args) => cli::bench::run(args),
         Command::Drill { command } => cli::drill::run(command),
         Command::Config { command: ConfigCommand::Check { files, set, output } } => {

@@ -92,15 +92,23 @@ impl PnCounter {
     /// has no slot in this state yet. Errors with [`CrdtError::InvalidOp`], changing nothing,
     /// if the actor's total would overflow `u64`.
     pub fn add(&mut self, actor: NodeId, epoch: u64, delta: i64) -> Result<(), CrdtError> {
+        self.add_above(actor, epoch, delta, 0)
+    }
+
+    /// [`add`](PnCounter::add), except that a slot of `actor` opened before `slot_floor` is not
+    /// extended: a new slot `(actor, max(epoch, slot_floor))` is opened. A node restored from a
+    /// snapshot passes its restore time, so its increments never extend a slot whose newer
+    /// counts (acknowledged before the restore) it no longer holds.
+    pub fn add_above(&mut self, actor: NodeId, epoch: u64, delta: i64, slot_floor: u64) -> Result<(), CrdtError> {
         if delta == 0 {
             return Ok(());
         }
         let slot = self
             .entries
-            .range(Slot { actor, epoch: 0 }..=Slot { actor, epoch: u64::MAX })
+            .range(Slot { actor, epoch: slot_floor }..=Slot { actor, epoch: u64::MAX })
             .next_back()
             .map(|(s, _)| *s)
-            .unwrap_or(Slot { actor, epoch });
+            .unwrap_or(Slot { actor, epoch: epoch.max(slot_floor) });
         let entry = self.entries.get(&slot).copied().unwrap_or_default();
         let magnitude = delta.unsigned_abs();
         let overflow = || CrdtError::InvalidOp(format!("counter overflow at actor {actor}"));
@@ -183,5 +191,30 @@ mod tests {
         fresh.add(NodeId(1), 20, 5).expect("add");
         fresh.merge(&stale);
         assert_eq!(fresh.value(), 5);
+    }
+
+    #[test]
+    fn a_restored_actor_does_not_extend_a_slot_it_is_behind_on() {
+        // Actor 1 counted 150 in slot 10; its restored copy only saw the first 100.
+        let mut acknowledged = PnCounter::new();
+        acknowledged.add(NodeId(1), 10, 150).expect("add");
+        let mut restored = PnCounter::new();
+        restored.add(NodeId(1), 10, 100).expect("add");
+        let mut naive = restored.clone();
+        // Extending the stale slot loses the new increments to the max-merge.
+        naive.add(NodeId(1), 30, 25).expect("add");
+        naive.merge(&acknowledged);
+        assert_eq!(naive.value(), 150, "the swallowed increments this guards against");
+        // With the restore time as floor, the increments go to a new slot and survive.
+        restored.add_above(NodeId(1), 30, 25, 20).expect("add");
+        restored.add_above(NodeId(1), 31, 5, 20).expect("add");
+        restored.merge(&acknowledged);
+        assert_eq!(restored.value(), 180);
+        assert_eq!(restored.entries.len(), 2, "one new slot, extended by the second increment");
+        // A floor at or below the slot's epoch changes nothing.
+        let mut same = PnCounter::new();
+        same.add(NodeId(1), 10, 1).expect("add");
+        same.add_above(NodeId(1), 40, 1, 10).expect("add");
+        assert_eq!(same.entries.len(), 1);
     }
 }

@@ -184,11 +184,18 @@ impl ReadValue {
 pub struct Limits {
     /// Most siblings a client write may leave in a multi-value register (at least 1).
     pub max_siblings: usize,
+    /// The applying actor does not extend its own counter slots opened before this HLC time
+    /// (NTP64); it opens a new slot instead. Set on a node restored from a snapshot, whose own
+    /// slots may be behind counts it acknowledged after the snapshot: extending them would
+    /// produce totals that a max-merge swallows (`docs/algorithms/counter.md`). Local policy
+    /// of the applying replica: never sent on the wire (the RPC format is unchanged).
+    #[serde(skip)]
+    pub own_slot_floor: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_siblings: 64 }
+        Limits { max_siblings: 64, own_slot_floor: 0 }
     }
 }
 
@@ -318,7 +325,7 @@ impl Record {
                 if expired {
                     c.reset();
                 }
-                c.add(ctx.actor, floor, *delta)?;
+                c.add_above(ctx.actor, floor, *delta, limits.own_slot_floor)?;
                 if expired || ttl_ms.is_some() {
                     rec.expiry = Expiry::new(causal_ts, expire_at(ttl_ms));
                 }

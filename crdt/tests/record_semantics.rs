@@ -177,7 +177,7 @@ fn mvr_delete_reads_absent_but_still_hands_out_a_usable_context() {
 
 #[test]
 fn mvr_sibling_cap_applies_to_client_writes_never_to_merges() {
-    let limits = Limits { max_siblings: 2 };
+    let limits = Limits { max_siblings: 2, ..Limits::default() };
     let w = |node, v: &str| {
         Record::apply(None, ValueKind::Mvr, &mvr_put(Some(v), CausalContext::new(), None), &at(node, T0), &limits)
             .expect("under cap")

@@ -46,6 +46,9 @@ pub struct StorageConfig {
     /// How many change-log entries to keep at most before the oldest are trimmed even if a
     /// region has not acknowledged them (that region is then repaired by full sync).
     pub changelog_retention_entries: u64,
+    /// Where `POST /api/v1/cluster/snapshot` writes snapshots. Unset: `<data_dir>.snapshots`
+    /// beside the data directory (the same file system, so the copy is hard links).
+    pub snapshot_dir: Option<PathBuf>,
 }
 
 /// Which storage engine backs the node.
@@ -69,6 +72,7 @@ impl Default for StorageConfig {
             write_buffer_bytes: 64 << 20,
             gc_grace_secs: 10 * 24 * 3600,
             changelog_retention_entries: 10_000_000,
+            snapshot_dir: None,
         }
     }
 }
@@ -77,6 +81,15 @@ impl StorageConfig {
     /// The group-commit interval as a duration.
     pub fn group_commit_interval(&self) -> Duration {
         Duration::from_millis(self.group_commit_interval_ms)
+    }
+
+    /// The directory snapshots go to: `snapshot_dir`, else `<data_dir>.snapshots`.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.snapshot_dir.clone().unwrap_or_else(|| {
+            let mut name = self.data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "data".into());
+            name.push(".snapshots");
+            self.data_dir.with_file_name(name)
+        })
     }
 
     /// Checks the values a typo or a unit mistake would break.
@@ -99,6 +112,9 @@ impl StorageConfig {
         }
         if self.gc_grace_secs < 60 {
             return bad("storage.gc_grace_secs", "must be at least 60 seconds".into());
+        }
+        if self.snapshot_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty() || *d == self.data_dir) {
+            return bad("storage.snapshot_dir", "must not be empty or the data directory itself".into());
         }
         if self.changelog_retention_entries < 1000 {
             return bad("storage.changelog_retention_entries", "must be at least 1000".into());

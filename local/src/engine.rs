@@ -203,4 +203,10 @@ pub trait Engine: Send + Sync + Debug + 'static {
 
     /// Engine figures for metrics.
     fn stats(&self) -> EngineStats;
+
+    /// Writes a consistent point-in-time copy of the whole database (every column family) to
+    /// `dir`, which must not exist. Engines without a durable form refuse.
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        Err(StoreError::Engine(format!("this storage engine cannot write a snapshot to {}", dir.display())))
+    }
 }

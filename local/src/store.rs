@@ -172,6 +172,10 @@ pub trait Store: Send + Sync + Debug {
     /// Engine figures.
     fn engine_stats(&self) -> EngineStats;
 
+    /// A consistent point-in-time copy of the node's whole state (records, change log, hints,
+    /// metadata, Merkle segments) in `dir`, which must not exist ([`Engine::checkpoint`]).
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError>;
+
     /// The store's counters.
     fn metrics(&self) -> &StoreMetrics;
 }
@@ -712,6 +716,10 @@ impl<E: Engine> Store for NodeStore<E> {
 
     fn engine_stats(&self) -> EngineStats {
         self.engine.stats()
+    }
+
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        self.engine.checkpoint(dir)
     }
 
     fn metrics(&self) -> &StoreMetrics {

@@ -114,6 +114,9 @@ pub enum RegionError {
         /// Its message.
         message: String,
     },
+    /// A snapshot of that name exists already on this node.
+    #[error("snapshot {0} already exists")]
+    SnapshotExists(String),
     /// Local storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -160,6 +163,7 @@ impl RegionError {
             RegionError::Tls(_) => "tls_error",
             RegionError::ShuttingDown => "shutting_down",
             RegionError::Fenced(_) => "region_fenced",
+            RegionError::SnapshotExists(_) => "snapshot_exists",
             RegionError::Refused { code, .. } => match code.as_str() {
                 "too_many_siblings" => "too_many_siblings",
                 "kind_mismatch" => "kind_mismatch",
@@ -179,7 +183,8 @@ impl RegionError {
             RegionError::UnknownKeyspace(_) => 404,
             RegionError::KeyspaceExists { .. }
             | RegionError::WrongType { .. }
-            | RegionError::VersionConflict { .. } => 409,
+            | RegionError::VersionConflict { .. }
+            | RegionError::SnapshotExists(_) => 409,
             RegionError::NotEnoughNodes { .. }
             | RegionError::Unavailable { .. }
             | RegionError::Rpc { .. }

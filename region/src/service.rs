@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use futures::future::BoxFuture;
 use meridian_config::ConsistencyLevel;
 use meridian_crdt::{Hlc, Op, ReadValue, Record, ValueKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::RegionError;
 
@@ -242,6 +242,35 @@ pub struct DigestStatus {
     pub ranges: Vec<(u64, u64)>,
 }
 
+/// A snapshot of one node's store ([`KvService::snapshot`]); written beside the copy as its
+/// manifest, `meridian-snapshot.json`, which `meridian restore` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Manifest format version (1).
+    pub format: u32,
+    /// The snapshot's name (its directory's name).
+    pub name: String,
+    /// The directory holding the copy, on the node's machine.
+    pub path: String,
+    /// The node (`node.id`) it is a copy of.
+    pub node: String,
+    /// The node's region.
+    pub region: String,
+    /// When it was taken, in ms since the UNIX epoch (the node's wall clock).
+    pub created_ms: u64,
+    /// Size of its files, in bytes (hard links to live files count in full).
+    pub bytes: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Records the node held when the copy was taken (live, expired and tombstones).
+    pub records: u64,
+    /// The node's `storage.gc_grace_secs`: a snapshot older than this may hold keys whose
+    /// tombstones were collected since, so restoring it could bring deleted data back.
+    pub gc_grace_secs: u64,
+    /// The version of Meridian that wrote it.
+    pub meridian_version: String,
+}
+
 /// The Merkle root of everything a region stores, for comparing regions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionDigest {
@@ -450,6 +479,15 @@ pub trait KvService: Send + Sync + 'static {
     /// Asks for a cross-region full sync towards `region` (`None`: every peer region) of the
     /// ranges this node ships.
     fn sync_region(&self, region: Option<String>) -> Result<RegionsStatus, RegionError>;
+
+    /// Writes a consistent snapshot of this node's store (a RocksDB checkpoint) named `name`
+    /// (default: `<node>-<ms since the epoch>`) under the node's snapshot directory.
+    /// [`RegionError::SnapshotExists`] when the name is taken, [`RegionError::InvalidRequest`]
+    /// for a name that is not 1–100 of `[A-Za-z0-9._-]` or starts with a dot.
+    fn snapshot(&self, name: Option<String>) -> BoxFuture<'_, Result<SnapshotInfo, RegionError>> {
+        let _ = name;
+        Box::pin(async { Err(RegionError::InvalidRequest("this service does not take snapshots".into())) })
+    }
 }
 
 #[cfg(test)]

@@ -935,6 +935,7 @@ async fn openapi_json_is_an_openapi_3_document_listing_every_route() {
         ("/api/v1/cluster/nodes/{id}", &["delete"]),
         ("/api/v1/cluster/digest", &["get"]),
         ("/api/v1/cluster/digest/region", &["get"]),
+        ("/api/v1/cluster/snapshot", &["post"]),
         ("/api/v1/regions", &["get"]),
         ("/api/v1/regions/sync", &["post"]),
         ("/api/v1/regions/{name}/fence", &["post"]),

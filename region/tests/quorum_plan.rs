@@ -15,7 +15,7 @@ fn ctx(actor: NodeId, t: u64) -> OpContext {
 }
 
 fn apply(cur: Option<Record>, kind: ValueKind, op: &Op, c: &OpContext) -> Record {
-    Record::apply(cur, kind, op, c, &Limits { max_siblings: 1_000 }).expect("apply")
+    Record::apply(cur, kind, op, c, &Limits { max_siblings: 1_000, ..Limits::default() }).expect("apply")
 }
 
 fn merged(records: &[Record]) -> Record {

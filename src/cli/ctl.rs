@@ -143,6 +143,13 @@ pub enum CtlCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Write a consistent snapshot of the contact node's store (a RocksDB checkpoint) under
+    /// its `storage.snapshot_dir`; restore it with `meridian restore` (docs/operations.md).
+    Snapshot {
+        /// The snapshot's name (1-100 of A-Z a-z 0-9 . _ -). Default: `<node>-<ms>`.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
     /// The Merkle root of what the contact node holds for its ranges.
     Digest {
         /// Ask every node of the region (but those that have left) and compare the roots (roots
@@ -734,6 +741,7 @@ fn dispatch(args: CtlArgs) -> Result<(), CtlError> {
         CtlCommand::Repair { range, wait } => contact()?.repair(range, wait),
         CtlCommand::Decommission { ref name, wait } => contact()?.decommission(name, wait),
         CtlCommand::Digest { all } => contact()?.digest(all),
+        CtlCommand::Snapshot { ref name } => contact()?.snapshot(name.as_deref()),
         CtlCommand::Keyspace { command: KeyspaceCommand::List } => contact()?.keyspace_list(),
         CtlCommand::Keyspace { command: KeyspaceCommand::Create { ref name, kind } } => {
             keyspace_create(&Client::new(), &regions()?, name, kind, args.output)
@@ -808,6 +816,29 @@ impl Ctl {
         match self.output {
             CtlOutput::Json => self.print_json(&raw),
             CtlOutput::Table => print!("{}", hints_table(&hints)),
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, name: Option<&str>) -> Result<(), CtlError> {
+        let body = name.map(|n| json!({ "name": n }));
+        let raw = self.client.post(&self.base, "/api/v1/cluster/snapshot", body.as_ref())?;
+        match self.output {
+            CtlOutput::Json => self.print_json(&raw),
+            CtlOutput::Table => {
+                let field = |k: &str| raw.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+                println!(
+                    "snapshot {} of {} ({}): {} files, {} bytes, {} records\n  path: {}\nrestore (node stopped): meridian restore --config NODE.toml --snapshot {}",
+                    field("name").unwrap_or_default(),
+                    field("node").unwrap_or_default(),
+                    field("region").unwrap_or_default(),
+                    field("files").unwrap_or_default(),
+                    field("bytes").unwrap_or_default(),
+                    field("records").unwrap_or_default(),
+                    field("path").unwrap_or_default(),
+                    field("path").unwrap_or_default(),
+                );
+            }
         }
         Ok(())
     }

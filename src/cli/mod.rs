@@ -9,4 +9,5 @@ pub mod drill;
 pub mod lag;
 pub mod logging;
 pub mod peers;
+pub mod restore;
 pub mod server;

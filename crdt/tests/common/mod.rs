@@ -130,7 +130,7 @@ impl Sim {
             // Replica clocks disagree by up to ±30 ms, so HLC order differs from real order.
             skew_ms: (0..replicas).map(|i| [0, 25, -30, 10][i % 4]).collect(),
             now: T0,
-            limits: Limits { max_siblings: 1_000 },
+            limits: Limits { max_siblings: 1_000, ..Limits::default() },
         }
     }
 

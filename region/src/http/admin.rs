@@ -9,6 +9,8 @@
 //!   [`StreamingStatusBody`]; progress is in that node's cluster status.
 //! - `GET /api/v1/cluster/digest`: the Merkle root of what this node holds
 //!   ([`DigestStatusBody`]), for convergence checks.
+//! - `POST /api/v1/cluster/snapshot`: writes a consistent snapshot of this node's store,
+//!   `201` with its [`SnapshotBody`]; the optional body [`SnapshotRequest`] names it.
 //!
 //! The answer bodies mirror the service types ([`HintsStatus`], [`RepairStatus`],
 //! [`StreamingStatus`], [`DigestStatus`]) field for field and serialize to the same JSON; they
@@ -38,7 +40,7 @@ use utoipa::ToSchema;
 
 use super::error::codes;
 use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody, RawBody};
-use crate::service::{DigestStatus, HintQueue, HintsStatus, RegionDigest, RepairStatus, StreamingStatus};
+use crate::service::{DigestStatus, HintQueue, HintsStatus, RegionDigest, RepairStatus, SnapshotInfo, StreamingStatus};
 
 // ---------------------------------------------------------------------------------------------
 // Answer bodies
@@ -239,6 +241,62 @@ impl From<RegionDigest> for RegionDigestBody {
 // ---------------------------------------------------------------------------------------------
 // The repair request
 
+/// A snapshot of one node's store, on that node's machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SnapshotBody {
+    /// Manifest format version.
+    pub format: u32,
+    /// The snapshot's name.
+    #[schema(example = "node1-1764691200000")]
+    pub name: String,
+    /// Its directory on the node's machine (give it to `meridian restore --snapshot`).
+    pub path: String,
+    /// The node it copies.
+    pub node: String,
+    /// The node's region.
+    pub region: String,
+    /// When it was taken, ms since the UNIX epoch.
+    pub created_ms: u64,
+    /// Size of its files in bytes (hard links to live files count in full).
+    pub bytes: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Records the node held (live, expired and tombstones).
+    pub records: u64,
+    /// The node's tombstone grace: restoring a snapshot older than this can bring deleted
+    /// keys back, and `meridian restore` refuses it without `--force`.
+    pub gc_grace_secs: u64,
+    /// The Meridian version that wrote it.
+    pub meridian_version: String,
+}
+
+impl From<SnapshotInfo> for SnapshotBody {
+    fn from(s: SnapshotInfo) -> Self {
+        SnapshotBody {
+            format: s.format,
+            name: s.name,
+            path: s.path,
+            node: s.node,
+            region: s.region,
+            created_ms: s.created_ms,
+            bytes: s.bytes,
+            files: s.files,
+            records: s.records,
+            gc_grace_secs: s.gc_grace_secs,
+            meridian_version: s.meridian_version,
+        }
+    }
+}
+
+/// A `POST /api/v1/cluster/snapshot` body; optional (none or `{}`: a name is chosen).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    /// 1 to 100 of `A-Z a-z 0-9 . _ -`, not starting with a dot; default `<node>-<ms>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// A `POST /api/v1/cluster/repair` body. The body is optional: none (or `{}`) repairs every
 /// range the node replicates.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
@@ -333,16 +391,26 @@ fn token_schema() -> Schema {
     Schema::OneOf(one_of)
 }
 
-/// The range a repair body asks for: an empty body is every range; otherwise the body goes
-/// through the same checks as every JSON body (content type, syntax, shape).
-async fn repair_range(state: &AppState, headers: HeaderMap, body: RawBody) -> Result<Option<(u64, u64)>, ApiError> {
+/// An optional JSON body: `None` when empty; otherwise it goes through the same checks as every
+/// JSON body (content type, syntax, shape).
+async fn optional_json<T: serde::de::DeserializeOwned + Send>(
+    state: &AppState,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Option<T>, ApiError> {
     if body.0.is_empty() {
         return Ok(None);
     }
     let mut req = Request::new(Body::from(body.0));
     *req.headers_mut() = headers;
-    let ApiJson(parsed) = ApiJson::<RepairRequest>::from_request(req, state).await?;
-    Ok(parsed.range.and_then(TokenRange::to_service))
+    let ApiJson(parsed) = ApiJson::<T>::from_request(req, state).await?;
+    Ok(Some(parsed))
+}
+
+/// The range a repair body asks for: an empty body is every range.
+async fn repair_range(state: &AppState, headers: HeaderMap, body: RawBody) -> Result<Option<(u64, u64)>, ApiError> {
+    let parsed = optional_json::<RepairRequest>(state, headers, body).await?;
+    Ok(parsed.and_then(|p| p.range).and_then(TokenRange::to_service))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,6 +517,37 @@ pub(crate) async fn get_digest(State(state): State<AppState>) -> Result<Json<Dig
 )]
 pub(crate) async fn get_region_digest(State(state): State<AppState>) -> Result<Json<RegionDigestBody>, ApiError> {
     Ok(Json(state.service.region_digest().await?.into()))
+}
+
+/// Writes a consistent snapshot of this node's store (a RocksDB checkpoint) under its snapshot
+/// directory (`storage.snapshot_dir`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/cluster/snapshot",
+    tag = "admin",
+    request_body(
+        content = Option<SnapshotRequest>,
+        content_type = "application/json",
+        description = "Optional: none, or `{}`, names it `<node>-<ms since the epoch>`",
+    ),
+    responses(
+        (status = 201, description = "The snapshot is complete on the node's disk", body = SnapshotBody),
+        (status = 400, description = "malformed_json, invalid_request (a bad name)", body = ErrorBody),
+        (status = 409, description = "snapshot_exists", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 500, description = "storage_engine (the disk, or an engine without snapshots)", body = ErrorBody),
+        (status = 503, description = "shutting_down", body = ErrorBody),
+    )
+)]
+pub(crate) async fn post_snapshot(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<(StatusCode, Json<SnapshotBody>), ApiError> {
+    let name = optional_json::<SnapshotRequest>(&state, headers, body).await?.and_then(|r| r.name);
+    let info = state.service.snapshot(name).await?;
+    Ok((StatusCode::CREATED, Json(info.into())))
 }
 
 /// `DELETE /api/v1/cluster/nodes/` (no id): name the mistake instead of `404`.

@@ -167,6 +167,7 @@ pub fn router(service: Arc<dyn KvService>) -> Router {
         .route("/api/v1/cluster/nodes/", any(admin::empty_node_id))
         .route("/api/v1/cluster/digest", get(admin::get_digest))
         .route("/api/v1/cluster/digest/region", get(admin::get_region_digest))
+        .route("/api/v1/cluster/snapshot", post(admin::post_snapshot))
         .route("/api/v1/cluster/ring", get(cluster::ring))
         .route("/api/v1/regions", get(regions::get_regions))
         .route("/api/v1/regions/sync", post(regions::sync_all))

@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use super::admin::{
-    DigestStatusBody, HintQueueBody, HintsStatusBody, RegionDigestBody, RepairRequest, RepairStatusBody,
-    StreamingStatusBody, TokenRange,
+    DigestStatusBody, HintQueueBody, HintsStatusBody, RegionDigestBody, RepairRequest, RepairStatusBody, SnapshotBody,
+    SnapshotRequest, StreamingStatusBody, TokenRange,
 };
 use super::cluster::{ClusterStatusBody, HealthBody, NodeStatusBody, RingBody, RingNodeBody};
 use super::counters::{CounterBody, CounterUpdate};
@@ -62,6 +62,7 @@ use super::ConsistencyName;
         super::admin::delete_node,
         super::admin::get_digest,
         super::admin::get_region_digest,
+        super::admin::post_snapshot,
         super::regions::get_regions,
         super::regions::fence,
         super::regions::unfence,
@@ -101,6 +102,8 @@ use super::ConsistencyName;
         StreamingStatusBody,
         DigestStatusBody,
         RegionDigestBody,
+        SnapshotBody,
+        SnapshotRequest,
         RegionsStatusBody,
         RegionLinkBody,
     )),

@@ -21,6 +21,7 @@ pub mod keyspaces;
 pub mod prometheus;
 pub mod repair;
 pub mod replica;
+pub mod snapshot;
 pub mod streaming;
 pub mod throttle;
 pub mod wan;
@@ -131,6 +132,10 @@ pub(crate) struct Inner {
     pub(crate) streaming: Mutex<crate::service::StreamingStatus>,
     /// This node's part of the region fence.
     pub(crate) fence_local: AtomicBool,
+    /// Where snapshots go (`storage.snapshot_dir`).
+    pub(crate) snapshot_dir: std::path::PathBuf,
+    /// Started from a restored snapshot: a full repair runs at once.
+    pub(crate) restored: bool,
     /// `(ring version and live set hash, epoch, ranges)` of the shipping ranges.
     pub(crate) shipping_cache: Mutex<Option<(u64, u64, Vec<meridian_local::TokenRange>)>>,
     /// The cross-region replicator, once the server attached one.
@@ -243,7 +248,16 @@ impl Node {
             metrics: Arc::clone(&metrics),
             inline: opts.inline_storage,
             node: Arc::new(std::sync::OnceLock::new()),
+            own_slot_floor: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
+        let (slot_floor, restored) = snapshot::on_start(store.as_ref(), replica.own_context().ts.time_ntp64())?;
+        replica.own_slot_floor.store(slot_floor, Ordering::Relaxed);
+        if restored {
+            tracing::info!(
+                own_slot_floor = slot_floor,
+                "restored from a snapshot: counters open new slots, a full repair follows"
+            );
+        }
 
         let rpc_timeout = cfg.cluster.rpc_timeout();
         let topts = TransportOptions::default();
@@ -325,6 +339,8 @@ impl Node {
             fence_local: AtomicBool::new(false),
             shipping_cache: Mutex::new(None),
             replicator: std::sync::OnceLock::new(),
+            snapshot_dir: cfg.storage.snapshot_dir(),
+            restored,
         });
         let _ = inner.replica.node.set(Arc::downgrade(&inner));
         // On the ring it is about to own (a joining node is on the future ring only).
@@ -357,6 +373,8 @@ impl Node {
         tasks.push(tokio::spawn(repair::schedule_loop(Arc::clone(&self.inner))));
         if *self.inner.state.lock() == NodeState::Joining {
             tasks.push(tokio::spawn(streaming::join(Arc::clone(&self.inner))));
+        } else if self.inner.restored {
+            repair::start(&self.inner, None, "restore");
         }
         drop(tasks);
         let inner = Arc::clone(&self.inner);
@@ -420,7 +438,7 @@ impl Node {
 
     /// The node as the cross-region replicator's [`meridian_wan::LocalRegion`].
     pub fn wan_bridge(&self) -> Arc<dyn meridian_wan::LocalRegion> {
-        Arc::new(wan::WanBridge { inner: Arc::clone(&self.inner) })
+        Arc::new(wan::WanBridge::new(&self.inner))
     }
 
     /// Attaches the running replicator (for status, sync and shutdown). Once.
@@ -719,6 +737,28 @@ impl KvService for Node {
         };
         r.request_sync(region.as_deref()).map_err(|e| RegionError::InvalidRequest(e.to_string()))?;
         Ok(self.regions())
+    }
+
+    fn snapshot(&self, name: Option<String>) -> BoxFuture<'_, Result<crate::service::SnapshotInfo, RegionError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            inner.accepting()?;
+            let now_ms = inner.clock.now_ms();
+            let req = snapshot::SnapshotRequest {
+                dir: inner.snapshot_dir.clone(),
+                name: name.unwrap_or_else(|| format!("{}-{now_ms}", inner.name)),
+                node: inner.name.clone(),
+                region: inner.region.clone(),
+                now_ms,
+                gc_grace_secs: inner.gc_grace.as_secs(),
+            };
+            snapshot::check_name(&req.name)?;
+            let store = Arc::clone(&inner.store);
+            let started = Instant::now();
+            let info = inner.replica.blocking(move || snapshot::take(store.as_ref(), &req)).await??;
+            tracing::info!(name = %info.name, path = %info.path, bytes = info.bytes, took_ms = started.elapsed().as_millis() as u64, "snapshot written");
+            Ok(info)
+        })
     }
 
     fn region_digest(&self) -> BoxFuture<'_, Result<crate::service::RegionDigest, RegionError>> {

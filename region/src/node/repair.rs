@@ -137,7 +137,13 @@ async fn run_pass(inner: &Arc<Inner>, filter: Option<TokenRange>) -> Result<(), 
         bytes = st.bytes_transferred,
         "anti-entropy pass finished"
     );
-    if failed == 0 && filter.is_none() {
+    // A ring of fewer nodes than the replication factor is not the whole region (a node that
+    // restarted first, before gossip found the others): comparing with the members it knows
+    // proves nothing about the replicas it does not, so such a pass is never complete. Taken as
+    // complete, it moved the GC horizon to now and every older record then arriving from the
+    // returning replicas was refused as below the horizon.
+    let whole_ring = ring.len_nodes() >= inner.rf;
+    if failed == 0 && filter.is_none() && whole_ring {
         // Complete: every record held before `started_ms` is now on every replica.
         let value = format!("{started_ms}@{ring_version}");
         let store = Arc::clone(&inner.store);

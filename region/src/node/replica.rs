@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use meridian_crdt::{Hlc, HlcClock, NodeId, OpContext, Record};
+use meridian_crdt::{Hlc, HlcClock, Limits, NodeId, OpContext, Record};
 use meridian_local::Store;
 use parking_lot::Mutex;
 
@@ -31,6 +31,9 @@ pub struct Replica {
     pub(crate) inline: bool,
     /// The node, for requests that are node-level actions (decommission); set once started.
     pub(crate) node: Arc<std::sync::OnceLock<std::sync::Weak<crate::node::Inner>>>,
+    /// HLC time (NTP64) below which this node's own counter slots are not extended: set when
+    /// the node was restored from a snapshot (`node/snapshot.rs`), else 0.
+    pub(crate) own_slot_floor: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Replica {
@@ -52,6 +55,15 @@ impl Replica {
         let now_ms = self.clock.now_ms();
         let ts = self.hlc.lock().tick(now_ms);
         OpContext { actor: self.me, ts, now_ms }
+    }
+
+    /// The coordinator's `limits` with this node's own-slot floor when `ctx` is this node's
+    /// own: the floor is local policy and never travels on the wire.
+    fn limits_for(&self, mut limits: Limits, ctx: &OpContext) -> Limits {
+        if ctx.actor == self.me {
+            limits.own_slot_floor = self.own_slot_floor.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        limits
     }
 
     /// Folds a remote timestamp into the HLC. `Err` when it is too far ahead (counted).
@@ -85,6 +97,7 @@ impl Replica {
                     }
                     None => self.own_context(),
                 };
+                let limits = self.limits_for(limits, &ctx);
                 let store = Arc::clone(&self.store);
                 let out = self.blocking(move || store.apply(&keyspace, &key, kind, &op, &ctx, &limits)).await??;
                 Ok(Response::Applied { record: out.record })
@@ -94,6 +107,7 @@ impl Replica {
                 // clock not moved, and the state merged anyway.
                 let _ = self.observe(record.last_modified());
                 let ctx = then_apply.as_ref().map(|_| record.follower_context());
+                let limits = ctx.as_ref().map_or(limits, |c| self.limits_for(limits, c));
                 let store = Arc::clone(&self.store);
                 let metrics = Arc::clone(&self.metrics);
                 self.blocking(move || -> Result<(), RegionError> {

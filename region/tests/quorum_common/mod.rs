@@ -88,7 +88,7 @@ impl Cluster {
             coordinator: HlcClock::new(NodeId(1_000), 10_000),
             down: vec![false; n],
             now: T0,
-            limits: Limits { max_siblings: 10_000 },
+            limits: Limits { max_siblings: 10_000, ..Limits::default() },
         }
     }
 
@@ -274,7 +274,7 @@ pub fn simple_op(kind: ValueKind, x: u8, ctx: Option<meridian_crdt::CausalContex
 pub fn replica_states(kind: ValueKind, n: usize, steps: &[(usize, u8, bool)]) -> Vec<Option<Record>> {
     let mut states: Vec<Option<Record>> = vec![None; n];
     let mut clocks: Vec<HlcClock> = (0..n).map(|i| HlcClock::new(node(i), 10_000)).collect();
-    let limits = Limits { max_siblings: 10_000 };
+    let limits = Limits { max_siblings: 10_000, ..Limits::default() };
     for (t, &(r, x, sync)) in steps.iter().enumerate() {
         let r = r % n;
         let now = T0 + t as u64;
