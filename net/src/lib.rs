@@ -49,6 +49,7 @@ pub mod metrics;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod tls;
+pub mod trace;
 pub mod transport;
 
 pub use certs::{write_dev_bundle, CertAuthority, CertSpec, DevBundle, IssuedCert, NodeFiles};

@@ -262,7 +262,10 @@ pub fn run(args: ServerArgs) -> ExitCode {
             cfg.cluster.seeds.push(seed.clone());
         }
     }
-    crate::cli::logging::init(&cfg.telemetry);
+    let _telemetry = crate::cli::logging::init(
+        &cfg.telemetry,
+        crate::cli::logging::Service { node: &cfg.node.id, region: &cfg.node.region },
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("meridian").build() {
         Ok(r) => r,
         Err(e) => {

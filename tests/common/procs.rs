@@ -200,6 +200,8 @@ pub struct ClusterSpec {
     pub spare_nodes: usize,
     pub hint_window_secs: u64,
     pub vnodes: u32,
+    /// `telemetry.otlp_endpoint` of every node (spans exported there).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for ClusterSpec {
@@ -214,6 +216,7 @@ impl Default for ClusterSpec {
             spare_nodes: 0,
             hint_window_secs: 3600,
             vnodes: 64,
+            otlp_endpoint: None,
         }
     }
 }
@@ -261,7 +264,9 @@ key = "{key}"
 
 [telemetry]
 log_level = "info"
+{otlp}
 "#,
+        otlp = spec.otlp_endpoint.as_ref().map(|e| format!("otlp_endpoint = {e:?}")).unwrap_or_default(),
         region = spec.region,
         data = dir.join("data").display(),
         durability = spec.durability,

@@ -108,6 +108,12 @@ pub enum WanResponse {
 #[derive(Serialize, Deserialize)]
 enum RequestFrame {
     V1(RequestV1),
+    /// A V1 request with the sender's W3C `traceparent`; sent only when tracing is on, so
+    /// regions without traces keep exchanging V1 frames.
+    V2 {
+        traceparent: String,
+        request: RequestV1,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -177,8 +183,13 @@ fn decompress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, WanError> {
 
 type WireItems = Vec<(String, ByteBuf, ByteBuf)>;
 
-/// Encodes a request, compressing a batch with `codec`.
+/// Encodes a request, compressing a batch with `codec` (a V1 frame, no trace context).
 pub fn encode_request(req: &WanRequest, codec: Codec) -> Vec<u8> {
+    encode_request_traced(req, codec, None)
+}
+
+/// Encodes a request with the sender's trace context, if any (a V2 frame then).
+pub fn encode_request_traced(req: &WanRequest, codec: Codec, traceparent: Option<&str>) -> Vec<u8> {
     let v1 = match req {
         WanRequest::Batch { source_region, items } => {
             let wire: WireItems = items
@@ -206,13 +217,35 @@ pub fn encode_request(req: &WanRequest, codec: Codec) -> Vec<u8> {
             },
         },
     };
-    postcard::to_allocvec(&RequestFrame::V1(v1)).expect("postcard serialization of plain data")
+    let frame = match traceparent {
+        Some(tp) => RequestFrame::V2 { traceparent: tp.to_owned(), request: v1 },
+        None => RequestFrame::V1(v1),
+    };
+    postcard::to_allocvec(&frame).expect("postcard serialization of plain data")
 }
 
 /// Decodes a request; garbage, bad compression, oversized batches and undecodable records are
 /// [`WanError::Protocol`].
 pub fn decode_request(bytes: &[u8]) -> Result<WanRequest, WanError> {
-    let RequestFrame::V1(v1) = frame("WAN request", bytes)?;
+    decode_request_traced(bytes).map(|(r, _)| r)
+}
+
+/// Decodes a request and the sender's trace context (V2 frames); a trace context longer than
+/// [`meridian_net::trace::MAX_TRACEPARENT`] is a [`WanError::Protocol`].
+pub fn decode_request_traced(bytes: &[u8]) -> Result<(WanRequest, Option<String>), WanError> {
+    let (v1, traceparent) = match frame("WAN request", bytes)? {
+        RequestFrame::V1(v1) => (v1, None),
+        RequestFrame::V2 { traceparent, request } => {
+            if traceparent.len() > meridian_net::trace::MAX_TRACEPARENT {
+                return Err(bad(format!("traceparent of {} bytes", traceparent.len())));
+            }
+            (request, Some(traceparent))
+        }
+    };
+    Ok((decode_request_v1(v1)?, traceparent))
+}
+
+fn decode_request_v1(v1: RequestV1) -> Result<WanRequest, WanError> {
     Ok(match v1 {
         RequestV1::Batch { source_region, codec, entries, payload } => {
             let raw = decompress(codec, &payload)?;

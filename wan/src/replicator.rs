@@ -25,13 +25,14 @@ use meridian_local::{ChangeEntry, Origin, Store, TokenRange};
 use meridian_net::{Endpoint, Handler, TlsIdentity, TransportOptions, WAN_ALPN};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::error::WanError;
 use crate::lag::LagWindow;
 use crate::local::LocalRegion;
 use crate::protocol::{
-    decode_request, decode_response, encode_request, encode_response, Codec, DigestAnswer, DigestQuery, Items,
-    WanRequest, WanResponse,
+    decode_request_traced, decode_response, encode_request_traced, encode_response, Codec, DigestAnswer, DigestQuery,
+    Items, WanRequest, WanResponse,
 };
 
 /// Metadata entry of the cursor towards `region`.
@@ -258,12 +259,15 @@ impl Inner {
         if self.local.fenced() {
             return Err(WanError::Fenced(self.region.clone()));
         }
-        match decode_request(payload)? {
+        let (request, traceparent) = decode_request_traced(payload)?;
+        match request {
             WanRequest::Batch { source_region, items } => {
                 self.known_peer(&source_region)?;
+                let span = tracing::info_span!("wan.apply", source_region = %source_region, entries = items.len());
+                meridian_net::trace::set_remote_parent(&span, traceparent.as_deref());
                 let writes: Vec<u64> = items.iter().map(|(_, _, r)| r.last_modified().physical_ms()).collect();
                 let n = items.len() as u64;
-                let report = self.local.apply_remote(&source_region, items).await?;
+                let report = self.local.apply_remote(&source_region, items).instrument(span).await?;
                 let now = self.local.now_ms();
                 let window = self.lag_window(&source_region);
                 for w in writes {
@@ -290,7 +294,8 @@ impl Inner {
 
     /// Sends a request to `peer`, trying its addresses in order from the one that last answered.
     async fn ask(&self, peer: &Peer, req: &WanRequest) -> Result<WanResponse, WanError> {
-        let payload = Bytes::from(encode_request(req, self.cfg.codec));
+        let traceparent = meridian_net::trace::current_traceparent();
+        let payload = Bytes::from(encode_request_traced(req, self.cfg.codec, traceparent.as_deref()));
         let n = peer.cfg.addresses.len().max(1);
         let start = peer.address.load(Ordering::Relaxed) as usize % n;
         let mut last = None;
@@ -521,10 +526,19 @@ impl Inner {
                     } else {
                         let (this, p, tx) = (Arc::clone(&self), Arc::clone(&peer), done_tx.clone());
                         let req = WanRequest::Batch { source_region: self.region.clone(), items };
-                        b._task = Some(AbortOnDrop(tokio::spawn(async move {
-                            let res = this.ask(&p, &req).await;
-                            let _ = tx.send((id, res));
-                        })));
+                        let span = tracing::info_span!(
+                            "wan.ship",
+                            peer_region = %p.cfg.region,
+                            entries = b.items,
+                            last_seq = last,
+                        );
+                        b._task = Some(AbortOnDrop(tokio::spawn(
+                            async move {
+                                let res = this.ask(&p, &req).await;
+                                let _ = tx.send((id, res));
+                            }
+                            .instrument(span),
+                        )));
                     }
                     pipeline.push_back(b);
                 }

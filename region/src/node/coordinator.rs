@@ -17,12 +17,13 @@ use meridian_crdt::{NodeId, Op, OpContext, ReadValue, Record, ValueKind};
 use meridian_local::Origin;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::RegionError;
 use crate::membership::RegionView;
 use crate::node::Inner;
 use crate::quorum::{required_answers, ReadRound, ReadStatus, WriteAction, WritePlan, WriteRound, WriteStatus};
-use crate::rpc::{decode_response, encode_request, Request, Response};
+use crate::rpc::{decode_response, encode_request_traced, Request, Response};
 use crate::service::{ReadOutcome, WriteOutcome, WriteRequest};
 
 /// What a write round's transmits need besides the round.
@@ -127,7 +128,7 @@ impl Inner {
             return (to, Err(RegionError::rpc(to, "not a member")));
         };
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let payload = Bytes::from(encode_request(&req));
+        let payload = Bytes::from(encode_request_traced(&req, meridian_net::trace::current_traceparent().as_deref()));
         let res = match self.endpoint.request(member.rpc, payload, timeout).await {
             Ok(bytes) => decode_response(&bytes),
             Err(e) => Err(RegionError::rpc(&member.name, e)),
@@ -135,8 +136,25 @@ impl Inner {
         (to, res)
     }
 
-    /// Runs a client write.
+    /// Runs a client write, in a `coordinator.write` span (no key: keys are never logged or
+    /// traced).
     pub(crate) async fn write(self: Arc<Self>, req: WriteRequest) -> Result<WriteOutcome, RegionError> {
+        let span = tracing::info_span!(
+            "coordinator.write",
+            node = %self.me,
+            keyspace = %req.keyspace,
+            consistency = ?req.consistency,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self.write_inner(req).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            span.record("otel.status_code", "ERROR");
+            tracing::debug!(parent: &span, code = e.code(), "write failed");
+        }
+        result
+    }
+
+    async fn write_inner(self: Arc<Self>, req: WriteRequest) -> Result<WriteOutcome, RegionError> {
         let started = Instant::now();
         self.accepting()?;
         self.check_fence()?;
@@ -193,7 +211,7 @@ impl Inner {
             deadline,
         });
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(Arc::clone(&self).drive_write(round, Arc::clone(&job), Some(tx)));
+        tokio::spawn(Arc::clone(&self).drive_write(round, Arc::clone(&job), Some(tx)).in_current_span());
         let (status, record) =
             rx.await.map_err(|_| RegionError::Protocol("the write's coordinator task ended early".into()))?;
         self.metrics.write_latency.observe(started.elapsed());
@@ -355,6 +373,17 @@ impl Inner {
         key: Vec<u8>,
         consistency: Option<ConsistencyLevel>,
     ) -> Result<ReadOutcome, RegionError> {
+        let span =
+            tracing::info_span!("coordinator.read", node = %self.me, keyspace = %keyspace, consistency = ?consistency);
+        self.read_inner(keyspace, key, consistency).instrument(span).await
+    }
+
+    async fn read_inner(
+        self: Arc<Self>,
+        keyspace: String,
+        key: Vec<u8>,
+        consistency: Option<ConsistencyLevel>,
+    ) -> Result<ReadOutcome, RegionError> {
         let started = Instant::now();
         self.accepting()?;
         self.check_fence()?;
@@ -384,7 +413,7 @@ impl Inner {
             deadline,
         });
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(Arc::clone(&self).drive_read(round, replicas, level, required, job, tx));
+        tokio::spawn(Arc::clone(&self).drive_read(round, replicas, level, required, job, tx).in_current_span());
         let res = rx.await.map_err(|_| RegionError::Protocol("the read's coordinator task ended early".into()))?;
         self.metrics.read_latency.observe(started.elapsed());
         match res {
@@ -439,7 +468,11 @@ impl Inner {
                                         .round(&replicas, level, self.mono_ms(job.deadline))
                                         .with_required(required);
                                     let (rtx, rrx) = oneshot::channel();
-                                    tokio::spawn(Arc::clone(&self).drive_write(repair, Arc::clone(&job), Some(rtx)));
+                                    tokio::spawn(
+                                        Arc::clone(&self)
+                                            .drive_write(repair, Arc::clone(&job), Some(rtx))
+                                            .in_current_span(),
+                                    );
                                     match rrx.await {
                                         Ok((WriteStatus::Succeeded { .. }, _)) => Ok((d.merged, d.responders.len())),
                                         Ok((WriteStatus::Failed(e), _)) => Err(e),
@@ -510,7 +543,7 @@ impl Inner {
                     limits: self.crdt_limits,
                 };
                 let deadline = Instant::now() + self.rpc_timeout;
-                tokio::spawn(Arc::clone(self).call(target, req, Arc::clone(&job.view), deadline));
+                tokio::spawn(Arc::clone(self).call(target, req, Arc::clone(&job.view), deadline).in_current_span());
             }
         }
     }

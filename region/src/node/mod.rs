@@ -40,6 +40,7 @@ use meridian_net::{Endpoint, Handler, TlsIdentity, TransportOptions};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use keyspaces::{Keyspace, Keyspaces};
 pub use replica::Replica;
@@ -52,7 +53,9 @@ use crate::membership::{node_number, GossipInbox, Membership, MembershipConfig};
 use crate::membership::{NodeState, QuicGossipTransport, RegionView};
 use crate::metrics::RegionMetrics;
 use crate::ring::tokens_for;
-use crate::rpc::{decode_message, decode_request, encode_response, KeyspaceDef, Message, Request, Response, ALPN};
+use crate::rpc::{
+    decode_message, decode_request_traced, encode_response, KeyspaceDef, Message, Request, Response, ALPN,
+};
 use crate::service::{
     ClusterStatus, Health, IngressLimits, KeyspaceInfo, KvService, NodeStatus, ReadOutcome, WriteOutcome, WriteRequest,
 };
@@ -172,10 +175,20 @@ impl Handler for RpcHandler {
         let replica = self.replica.clone();
         let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
-            let response = match decode_request(&payload) {
-                Ok(req) => {
+            let response = match decode_request_traced(&payload) {
+                Ok((req, traceparent)) => {
                     metrics.inc(&metrics.rpc_served);
-                    replica.handle(req).await
+                    // A span only for requests that are part of a trace (client operations and
+                    // what they cause): background traffic (hints, repair) would be noise.
+                    let span = match traceparent.as_deref() {
+                        Some(tp) => {
+                            let span = tracing::info_span!("replica.handle", rpc = req.name(), node = %replica.me);
+                            meridian_net::trace::set_remote_parent(&span, Some(tp));
+                            span
+                        }
+                        None => tracing::Span::none(),
+                    };
+                    replica.handle(req).instrument(span).await
                 }
                 Err(e) => {
                     metrics.inc(&metrics.rpc_malformed);

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::anti_entropy::{merge_touching, restrict};
+use crate::clock::WallClock;
 use crate::error::RegionError;
 use crate::membership::view::keys;
 use crate::membership::RegionView;
@@ -44,10 +45,31 @@ fn shipper_of(view: &RegionView, token: u64, rf: usize, me: NodeId) -> Option<No
     view.ring.replicas(token, rf).into_iter().find(|n| *n == me || view.is_live(*n))
 }
 
-/// The [`LocalRegion`] of a node.
+/// The [`LocalRegion`] of a node. It holds the node weakly: the node holds its replicator,
+/// which holds this bridge, and a strong reference would make that a cycle that keeps a
+/// dropped node (its endpoint bound, its store open) alive for ever, as when a simulated host
+/// crashes. Once the node is gone, the bridge ships nothing and refuses to apply.
 #[derive(Debug, Clone)]
 pub struct WanBridge {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Weak<Inner>,
+    pub(crate) region: String,
+    pub(crate) name: String,
+    pub(crate) clock: Arc<dyn WallClock>,
+}
+
+impl WanBridge {
+    pub(crate) fn new(inner: &Arc<Inner>) -> WanBridge {
+        WanBridge {
+            inner: Arc::downgrade(inner),
+            region: inner.region.clone(),
+            name: inner.name.clone(),
+            clock: Arc::clone(&inner.clock),
+        }
+    }
+
+    fn live(&self) -> Result<Arc<Inner>, WanError> {
+        self.inner.upgrade().ok_or_else(|| WanError::Local(format!("node {} stopped", self.name)))
+    }
 }
 
 fn local_err(e: RegionError) -> WanError {
@@ -131,7 +153,7 @@ impl Inner {
             deadline,
         });
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(Arc::clone(&self).drive_write(round, job, Some(tx)));
+        tokio::spawn(tracing::Instrument::in_current_span(Arc::clone(&self).drive_write(round, job, Some(tx))));
         match rx.await.map_err(|_| RegionError::Protocol("remote apply ended early".into()))?.0 {
             WriteStatus::Succeeded { .. } => Ok(()),
             WriteStatus::Failed(e) => Err(e),
@@ -232,27 +254,31 @@ impl Inner {
 
 impl LocalRegion for WanBridge {
     fn region(&self) -> String {
-        self.inner.region.clone()
+        self.region.clone()
     }
 
     fn node(&self) -> String {
-        self.inner.name.clone()
+        self.name.clone()
     }
 
     fn ships(&self, keyspace: &str, key: &[u8]) -> bool {
-        let view = self.inner.membership.view();
-        shipper_of(&view, meridian_local::token_of(keyspace, key), self.inner.rf, self.inner.me) == Some(self.inner.me)
+        let Some(inner) = self.inner.upgrade() else {
+            return false;
+        };
+        let view = inner.membership.view();
+        shipper_of(&view, meridian_local::token_of(keyspace, key), inner.rf, inner.me) == Some(inner.me)
     }
 
     fn shipping_ranges(&self) -> (u64, Vec<TokenRange>) {
-        self.inner.shipping()
+        self.inner.upgrade().map_or((0, Vec::new()), |inner| inner.shipping())
     }
 
     fn apply_remote<'a>(&'a self, from: &'a str, items: Items) -> BoxFuture<'a, Result<ApplyReport, WanError>> {
         Box::pin(async move {
+            let node = self.live()?;
             let n = items.len() as u32;
             stream::iter(items.into_iter().map(|(ks, key, record)| {
-                let inner = Arc::clone(&self.inner);
+                let inner = Arc::clone(&node);
                 let from = from.to_owned();
                 async move { inner.merge_remote(ks, key, record, from).await }
             }))
@@ -260,20 +286,21 @@ impl LocalRegion for WanBridge {
             .try_collect::<Vec<()>>()
             .await
             .map_err(local_err)?;
-            self.inner.metrics.remote_applied.fetch_add(u64::from(n), Ordering::Relaxed);
+            node.metrics.remote_applied.fetch_add(u64::from(n), Ordering::Relaxed);
             Ok(ApplyReport { changed: n })
         })
     }
 
     fn region_digest(&self, query: DigestQuery) -> BoxFuture<'_, Result<DigestAnswer, WanError>> {
-        Box::pin(async move { self.inner.region_digest(query).await.map_err(local_err) })
+        Box::pin(async move { self.live()?.region_digest(query).await.map_err(local_err) })
     }
 
     fn now_ms(&self) -> u64 {
-        self.inner.clock.now_ms()
+        self.clock.now_ms()
     }
 
     fn fenced(&self) -> bool {
-        self.inner.fenced()
+        // A stopped node ships nothing.
+        self.inner.upgrade().is_none_or(|inner| inner.fenced())
     }
 }

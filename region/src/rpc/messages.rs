@@ -152,6 +152,27 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request's name, for spans and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Apply { .. } => "apply",
+            Request::Merge { .. } => "merge",
+            Request::Read { .. } => "read",
+            Request::PutKeyspace(_) => "put_keyspace",
+            Request::MergeBatch { .. } => "merge_batch",
+            Request::DigestBuckets { .. } => "digest_buckets",
+            Request::DigestSegments { .. } => "digest_segments",
+            Request::SegmentKeys { .. } => "segment_keys",
+            Request::GetRecords { .. } => "get_records",
+            Request::ScanRange { .. } => "scan_range",
+            Request::Decommission => "decommission",
+            Request::SetFence { .. } => "set_fence",
+        }
+    }
+}
+
 /// A replica's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
@@ -212,6 +233,12 @@ pub enum Message {
 #[derive(Serialize, Deserialize)]
 enum RequestFrame {
     V1(RequestV1),
+    /// A V1 request with the sender's W3C `traceparent`. Sent only when tracing is on, so a
+    /// cluster without traces keeps sending V1 frames (older nodes decode them).
+    V2 {
+        traceparent: String,
+        request: RequestV1,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -315,8 +342,13 @@ fn decode_record(bytes: &[u8]) -> Result<Record, RegionError> {
     Record::decode(bytes).map_err(|e| RegionError::Protocol(format!("undecodable record in frame: {e}")))
 }
 
-/// Encodes a request.
+/// Encodes a request (a V1 frame, without trace context).
 pub fn encode_request(r: &Request) -> Vec<u8> {
+    encode_request_traced(r, None)
+}
+
+/// Encodes a request with the sender's trace context, if any (a V2 frame then).
+pub fn encode_request_traced(r: &Request, traceparent: Option<&str>) -> Vec<u8> {
     let v1 = match r {
         Request::Ping => RequestV1::Ping,
         Request::Apply { keyspace, key, kind, op, ctx, limits } => RequestV1::Apply {
@@ -363,12 +395,33 @@ pub fn encode_request(r: &Request) -> Vec<u8> {
         Request::Decommission => RequestV1::Decommission,
         Request::SetFence { on } => RequestV1::SetFence { on: *on },
     };
-    to_bytes(&RequestFrame::V1(v1))
+    match traceparent {
+        Some(tp) => to_bytes(&RequestFrame::V2 { traceparent: tp.to_owned(), request: v1 }),
+        None => to_bytes(&RequestFrame::V1(v1)),
+    }
 }
 
 /// Decodes a request; malformed input is [`RegionError::Protocol`].
 pub fn decode_request(bytes: &[u8]) -> Result<Request, RegionError> {
-    let RequestFrame::V1(v1) = from_bytes("request", bytes)?;
+    decode_request_traced(bytes).map(|(r, _)| r)
+}
+
+/// Decodes a request and the sender's trace context (V2 frames). A trace context longer than
+/// [`meridian_net::trace::MAX_TRACEPARENT`] is refused like any malformed frame.
+pub fn decode_request_traced(bytes: &[u8]) -> Result<(Request, Option<String>), RegionError> {
+    let (v1, traceparent) = match from_bytes("request", bytes)? {
+        RequestFrame::V1(v1) => (v1, None),
+        RequestFrame::V2 { traceparent, request } => {
+            if traceparent.len() > meridian_net::trace::MAX_TRACEPARENT {
+                return Err(RegionError::Protocol(format!("traceparent of {} bytes", traceparent.len())));
+            }
+            (request, Some(traceparent))
+        }
+    };
+    Ok((decode_request_v1(v1)?, traceparent))
+}
+
+fn decode_request_v1(v1: RequestV1) -> Result<Request, RegionError> {
     Ok(match v1 {
         RequestV1::Ping => Request::Ping,
         RequestV1::Apply { keyspace, key, kind, op, ctx, limits } => {

@@ -14,8 +14,9 @@
 mod messages;
 
 pub use messages::{
-    decode_message, decode_request, decode_response, encode_message, encode_request, encode_response, KeyList,
-    KeyspaceDef, Message, OpContextWire, RecordItems, Request, Response, SegmentKeyLists, StoredRecords, ALPN,
+    decode_message, decode_request, decode_request_traced, decode_response, encode_message, encode_request,
+    encode_request_traced, encode_response, KeyList, KeyspaceDef, Message, OpContextWire, RecordItems, Request,
+    Response, SegmentKeyLists, StoredRecords, ALPN,
 };
 
 use crate::error::RegionError;
