@@ -41,7 +41,9 @@ fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String 
 }
 
 /// A minimal OTLP/HTTP collector: decodes every POST body as an `ExportTraceServiceRequest`.
-fn start_collector() -> (String, Arc<Mutex<Vec<SpanRec>>>, Arc<Mutex<u64>>) {
+type Collected = (String, Arc<Mutex<Vec<SpanRec>>>, Arc<Mutex<u64>>);
+
+fn start_collector() -> Collected {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let spans = Arc::new(Mutex::new(Vec::new()));
@@ -150,8 +152,8 @@ fn one_write_is_one_trace_across_replicas_and_regions() {
                 .collect::<std::collections::BTreeSet<_>>();
             (merges.len() >= 2).then(|| (ship.clone(), apply.clone(), merges))
         });
-        if write.is_some() && remote_replicas.len() == 2 && wan_pair.is_some() {
-            break (write.unwrap(), wan_pair.unwrap());
+        if let (Some(w), Some(pair), 2) = (&write, &wan_pair, remote_replicas.len()) {
+            break (w.clone(), pair.clone());
         }
         assert!(
             Instant::now() < deadline,

@@ -185,7 +185,18 @@ pub fn horizon_ms(now_ms: u64, grace_ms: u64, safe_point_ms: Option<u64>, max_of
 /// Purges tombstones and expired records below the horizon.
 pub(crate) async fn collect_garbage(inner: &Arc<Inner>) -> Result<(), RegionError> {
     let view = inner.membership.view();
-    let safe = safe_point(inner, view.ring.version()).await?;
+    let mut safe = safe_point(inner, view.ring.version()).await?;
+    // The safe point says every replica of this region has the tombstones older than it; it
+    // says nothing of other regions. A tombstone this node has not yet shipped to every peer
+    // region must stay, or the delete never leaves (the shipper sends a key's current record,
+    // and a collected one has none) and the peer keeps the value for ever. While any peer
+    // region has a backlog from this node, only the grace collects.
+    if let Some(r) = inner.replicator.get() {
+        if let Some(peer) = r.status().into_iter().find(|p| p.backlog > 0) {
+            tracing::debug!(peer = %peer.region, backlog = peer.backlog, "GC waits for cross-region shipping");
+            safe = None;
+        }
+    }
     let now = inner.clock.now_ms();
     let h = horizon_ms(now, inner.gc_grace.as_millis() as u64, safe, inner.max_offset_ms);
     let horizon = Hlc::from_physical_ms(h, NodeId(0));
