@@ -7,6 +7,7 @@ use meridian_local::StorageConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::address::listen_conflict;
+use crate::auth::{AuthConfig, Scope, TokenConfig};
 use crate::clock::ClockConfig;
 use crate::cluster::{ClusterConfig, ConsistencyLevel};
 use crate::error::{ConfigError, Origin};
@@ -36,6 +37,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// `[http]`: the client API.
     pub http: HttpConfig,
+    /// `[auth]`: bearer tokens of the client API.
+    pub auth: AuthConfig,
     /// `[rpc]`: intra-region RPC and gossip.
     pub rpc: RpcConfig,
     /// `[tls]`: certificates for mutual TLS.
@@ -110,6 +113,7 @@ impl NodeConfig {
         self.clock.validate()?;
         self.cluster.validate()?;
         self.http.validate()?;
+        self.auth.validate()?;
         self.rpc.validate()?;
         self.tls.validate()?;
         self.wan.validate(&self.node.region)?;
@@ -117,6 +121,33 @@ impl NodeConfig {
         self.telemetry.validate()?;
         self.validate_against_gc_grace()?;
         self.validate_listeners()
+    }
+
+    /// Why the server must refuse to expose the HTTP API as configured, if it must: an API
+    /// that listens on a non-loopback address needs TLS (`http.tls_cert`, `http.tls_key`) or
+    /// `http.allow_plaintext`, and authentication (`auth.enabled`) or
+    /// `auth.allow_unauthenticated`. A node that listens on loopback only is a development node
+    /// and needs neither. Like [`TlsConfig::permits_start`], this is not part of
+    /// [`NodeConfig::validate`], so that test configurations stay valid; `meridian server`
+    /// and `meridian config check` apply it.
+    pub fn api_exposure_refusal(&self) -> Option<String> {
+        let listen = self.http.listen;
+        if listen.ip().is_loopback() {
+            return None;
+        }
+        if !self.http.has_tls() && !self.http.allow_plaintext {
+            return Some(format!(
+                "refusing to serve the HTTP API in plain text on {listen}: set http.tls_cert and http.tls_key, or \
+                 http.allow_plaintext = true (for example behind a load balancer that terminates TLS)"
+            ));
+        }
+        if !self.auth.enabled && !self.auth.allow_unauthenticated {
+            return Some(format!(
+                "refusing to serve the HTTP API without authentication on {listen}: set auth.enabled = true with \
+                 tokens (`meridian token create`), or auth.allow_unauthenticated = true"
+            ));
+        }
+        None
     }
 
     fn validate_against_gc_grace(&self) -> Result<(), ConfigError> {
@@ -172,7 +203,24 @@ impl NodeConfig {
                 seeds: vec!["10.0.1.12:7000".into(), "10.0.1.13:7000".into()],
                 ..ClusterConfig::default()
             },
-            http: HttpConfig { listen: addr([0, 0, 0, 0], 8080), ..HttpConfig::default() },
+            http: HttpConfig {
+                listen: addr([0, 0, 0, 0], 8080),
+                tls_cert: Some(PathBuf::from("/etc/meridian/tls/api.pem")),
+                tls_key: Some(PathBuf::from("/etc/meridian/tls/api.key")),
+                ..HttpConfig::default()
+            },
+            auth: AuthConfig {
+                enabled: true,
+                allow_unauthenticated: false,
+                tokens: vec![TokenConfig {
+                    name: "app".into(),
+                    sha256: "1f0fb4a2d5e6b4ee3b0ee33c6a00a47e6fa2e5bd8c8e0f7d1a4c0c9b1b6e7d21".into(),
+                    scopes: vec![Scope::Read, Scope::Write],
+                    rate_per_sec: Some(5_000),
+                    burst: Some(10_000),
+                }],
+                tokens_file: Some(PathBuf::from("/etc/meridian/tokens.toml")),
+            },
             rpc: RpcConfig { listen: addr([0, 0, 0, 0], 7000), advertise: Some(addr([10, 0, 1, 11], 7000)) },
             tls: TlsConfig {
                 ca_cert: Some(PathBuf::from("/etc/meridian/tls/ca.pem")),

@@ -1,6 +1,7 @@
 //! The `[http]` section: the client-facing HTTP API and its ingress limits.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,15 @@ pub struct HttpConfig {
     pub max_key_bytes: u64,
     /// Largest value accepted, in bytes (1..=1048576, i.e. 1 MiB).
     pub max_value_bytes: u64,
+    /// PEM file of the certificate chain the API serves HTTPS with (TLS 1.2/1.3, rustls).
+    /// Set together with `tls_key`; unset: the API is plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Lets a node whose API listens on a non-loopback address serve plain HTTP (for
+    /// example behind a load balancer that terminates TLS). Off by default; a node listening on
+    /// loopback only (development) needs no permission.
+    pub allow_plaintext: bool,
 }
 
 impl Default for HttpConfig {
@@ -40,13 +50,35 @@ impl Default for HttpConfig {
             max_body_bytes: 3 << 19,
             max_key_bytes: KEY_LIMIT_BYTES,
             max_value_bytes: VALUE_LIMIT_BYTES,
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext: false,
         }
     }
 }
 
 impl HttpConfig {
-    /// Checks the limits against the data model's and against each other.
+    /// Whether the API serves HTTPS (`tls_cert` and `tls_key` set; validation guarantees both
+    /// or neither).
+    pub fn has_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Checks the limits against the data model's and against each other, and the TLS paths.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let paths: [(&str, Option<&Path>); 2] =
+            [("http.tls_cert", self.tls_cert.as_deref()), ("http.tls_key", self.tls_key.as_deref())];
+        for (field, path) in paths {
+            if path.is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(ConfigError::invalid(field, "must not be empty"));
+            }
+        }
+        match paths {
+            [(_, Some(_)), (missing, None)] | [(missing, None), (_, Some(_))] => {
+                return Err(ConfigError::invalid(missing, "set http.tls_cert and http.tls_key together"));
+            }
+            _ => {}
+        }
         check_range("http.max_key_bytes", self.max_key_bytes, 1..=KEY_LIMIT_BYTES)?;
         check_range("http.max_value_bytes", self.max_value_bytes, 1..=VALUE_LIMIT_BYTES)?;
         if self.max_body_bytes < self.max_value_bytes {

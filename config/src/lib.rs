@@ -1,7 +1,7 @@
 //! Typed configuration of a Meridian node.
 //!
 //! A node is configured by one TOML file with one table per concern (`[node]`, `[storage]`,
-//! `[clock]`, `[cluster]`, `[http]`, `[rpc]`, `[tls]`, `[wan]`, `[[keyspaces]]`,
+//! `[clock]`, `[cluster]`, `[http]`, `[auth]`, `[rpc]`, `[tls]`, `[wan]`, `[[keyspaces]]`,
 //! `[telemetry]`), deserialized into [`NodeConfig`]. Every field has a default and unknown keys
 //! are refused, so a typo is an error rather than a silently ignored setting.
 //!
@@ -30,7 +30,7 @@
 //!
 //! - [`config`]: [`NodeConfig`], the whole file, and the rules that span sections.
 //! - One module per section: [`identity`] (`[node]`, and the node number), [`clock`],
-//!   [`cluster`], [`http`], [`rpc`], [`tls`], [`wan`], [`keyspace`] (`[[keyspaces]]`),
+//!   [`cluster`], [`http`], [`auth`], [`rpc`], [`tls`], [`wan`], [`keyspace`] (`[[keyspaces]]`),
 //!   [`telemetry`].
 //! - [`layering`]: file < environment < flags; environment variable names; merging.
 //! - `schema`: the reference shape of the file (which keys exist), for unknown-key errors
@@ -41,6 +41,7 @@
 //!   value came from.
 
 mod address;
+pub mod auth;
 mod bounds;
 pub mod clock;
 pub mod cluster;
@@ -57,6 +58,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod wan;
 
+pub use auth::{AuthConfig, Scope, TokenConfig};
 pub use clock::ClockConfig;
 pub use cluster::{ClusterConfig, ConsistencyLevel};
 pub use config::NodeConfig;

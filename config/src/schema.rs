@@ -161,7 +161,9 @@ mod tests {
     #[test]
     fn reference_has_every_section() {
         let keys: Vec<&str> = reference().keys().map(String::as_str).collect();
-        for section in ["node", "storage", "clock", "cluster", "http", "rpc", "tls", "wan", "keyspaces", "telemetry"] {
+        for section in
+            ["node", "storage", "clock", "cluster", "http", "auth", "rpc", "tls", "wan", "keyspaces", "telemetry"]
+        {
             assert!(keys.contains(&section), "{section} missing from {keys:?}");
         }
     }

@@ -87,6 +87,36 @@ fn production_template_sets_every_key_and_tls() {
     let config = load("production-template.toml");
     assert!(config.tls.is_configured());
     assert!(!config.tls.allow_insecure);
+    assert!(config.http.has_tls() && !config.http.allow_plaintext);
+    assert!(config.auth.enabled && !config.auth.allow_unauthenticated);
+    assert_eq!(config.api_exposure_refusal(), None);
+}
+
+#[test]
+fn the_api_is_refused_on_a_reachable_address_without_tls_or_auth() {
+    let production = load("production-template.toml");
+    let mut plaintext = production.clone();
+    plaintext.http.tls_cert = None;
+    plaintext.http.tls_key = None;
+    let why = plaintext.api_exposure_refusal().expect("plain HTTP on 0.0.0.0 is refused");
+    assert!(why.contains("http.allow_plaintext"), "{why}");
+    plaintext.http.allow_plaintext = true;
+    assert_eq!(plaintext.api_exposure_refusal(), None);
+
+    let mut open = production.clone();
+    open.auth.enabled = false;
+    let why = open.api_exposure_refusal().expect("no auth on 0.0.0.0 is refused");
+    assert!(why.contains("auth.allow_unauthenticated"), "{why}");
+    open.auth.allow_unauthenticated = true;
+    assert_eq!(open.api_exposure_refusal(), None);
+
+    // Loopback only: a development node needs neither.
+    let dev = load("region-us-east-node1.toml");
+    assert!(!dev.http.has_tls() && !dev.auth.enabled);
+    assert_eq!(dev.api_exposure_refusal(), None);
+    let mut exposed = dev;
+    exposed.http.listen = "10.0.0.5:8081".parse().unwrap();
+    assert!(exposed.api_exposure_refusal().is_some());
 }
 
 /// Whether dotted `key` (with `[]` for any element of an array of tables) is set in `table`.

@@ -1,4 +1,5 @@
-//! `meridian config check FILE... [--set KEY=VALUE]...`: exit 0 when every file is valid.
+//! `meridian config check FILE... [--set KEY=VALUE]...`: exit 0 when every file is valid and
+//! would be allowed to start (the HTTP API exposure rule, `NodeConfig::api_exposure_refusal`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,14 @@ pub fn run(files: &[PathBuf], set: &[String], output: Output) -> ExitCode {
     let mut ok = true;
     for file in files {
         match NodeConfig::load_from_process_env(Some(file), &overrides) {
+            Ok(cfg) if cfg.api_exposure_refusal().is_some() => {
+                ok = false;
+                let why = cfg.api_exposure_refusal().unwrap_or_default();
+                if output == Output::Text {
+                    eprintln!("error {}: [config_refused] {why}", file.display());
+                }
+                results.push(json!({"file": file, "ok": false, "error": "config_refused", "message": why}));
+            }
             Ok(cfg) => {
                 if output == Output::Text {
                     println!(

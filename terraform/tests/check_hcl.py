@@ -599,6 +599,7 @@ def check_templates(module: Dir) -> None:
         "advertise": production["rpc"]["advertise"],
         "wan_peers": [dict(p) for p in prod_peers],
         "keyspaces": [{"consistency": None, **k} for k in production["keyspaces"]],
+        "api_tokens": [{"rate_per_sec": None, "burst": None, **t} for t in production["auth"]["tokens"]],
         "log_level": production["telemetry"]["log_level"],
         "otlp_endpoint": production["telemetry"].get("otlp_endpoint"),
     }

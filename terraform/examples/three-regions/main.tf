@@ -68,6 +68,7 @@ module "us_east" {
   tls_secrets             = var.tls_secrets["us-east"]
   secrets_kms_key_arn     = lookup(var.secrets_kms_key_arns, "us-east", null)
   api_tls_certificate_arn = lookup(var.api_tls_certificate_arns, "us-east", null)
+  api_tokens              = var.api_tokens
   lb_internal             = false
   health_check_cidrs      = local.health_check_cidrs
 
@@ -107,6 +108,7 @@ module "eu_west" {
   tls_secrets             = var.tls_secrets["eu-west"]
   secrets_kms_key_arn     = lookup(var.secrets_kms_key_arns, "eu-west", null)
   api_tls_certificate_arn = lookup(var.api_tls_certificate_arns, "eu-west", null)
+  api_tokens              = var.api_tokens
   lb_internal             = false
   health_check_cidrs      = local.health_check_cidrs
 
@@ -146,6 +148,7 @@ module "ap_southeast" {
   tls_secrets             = var.tls_secrets["ap-southeast"]
   secrets_kms_key_arn     = lookup(var.secrets_kms_key_arns, "ap-southeast", null)
   api_tls_certificate_arn = lookup(var.api_tls_certificate_arns, "ap-southeast", null)
+  api_tokens              = var.api_tokens
   lb_internal             = false
   health_check_cidrs      = local.health_check_cidrs
 

@@ -135,9 +135,20 @@ variable "secrets_kms_key_arns" {
 }
 
 variable "api_tls_certificate_arns" {
-  description = "Per Meridian region, an ACM certificate (in that AWS region, valid for api_domain_name and REGION.api_domain_name) for a TLS listener on its load balancer. Omit a region for plain TCP/HTTP."
+  description = "Per Meridian region, an ACM certificate (in that AWS region, valid for api_domain_name and REGION.api_domain_name) for a TLS listener on its load balancer. Omit a region for a TCP listener passing TLS through to the nodes' own HTTPS (tls_secrets api_cert, or the node certificates)."
   type        = map(string)
   default     = {}
+}
+
+variable "api_tokens" {
+  description = "Bearer tokens of the client API, the same in every region: name, sha256 (never the token itself; `meridian token create --name NAME --scopes read,write` prints both), scopes (read | write | admin), optionally rate_per_sec and burst. The nodes refuse to start with no token."
+  type = list(object({
+    name         = string
+    sha256       = string
+    scopes       = list(string)
+    rate_per_sec = optional(number)
+    burst        = optional(number)
+  }))
 }
 
 variable "dns_drained_regions" {

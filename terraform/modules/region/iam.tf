@@ -6,6 +6,7 @@ locals {
   tls_secret_arns = distinct(concat(
     [var.tls_secrets.ca_cert, var.tls_secrets.wan_ca_cert, var.tls_secrets.wan_cert, var.tls_secrets.wan_key],
     flatten([for n in var.tls_secrets.node_certs : [n.cert, n.key]]),
+    compact([var.tls_secrets.api_cert, var.tls_secrets.api_key, var.api_tokens_secret]),
   ))
   release_s3        = startswith(var.release_url, "s3://") ? regex("^s3://([^/]+)/(.+)$", var.release_url) : null
   release_s3_object = local.release_s3 == null ? null : "arn:${local.partition}:s3:::${local.release_s3[0]}/${local.release_s3[1]}"

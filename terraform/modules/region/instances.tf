@@ -66,6 +66,7 @@ locals {
     advertise     = "${n.ip}:${var.rpc_port}"
     wan_peers     = local.wan_peers
     keyspaces     = var.keyspaces
+    api_tokens    = var.api_tokens
     log_level     = var.log_level
     otlp_endpoint = var.otlp_endpoint
   })]
@@ -97,6 +98,9 @@ locals {
       MBOOT_SECRET_WAN_CA_CERT = var.tls_secrets.wan_ca_cert
       MBOOT_SECRET_WAN_CERT    = var.tls_secrets.wan_cert
       MBOOT_SECRET_WAN_KEY     = var.tls_secrets.wan_key
+      MBOOT_SECRET_API_CERT    = coalesce(var.tls_secrets.api_cert, local.node_certs[n.index].cert)
+      MBOOT_SECRET_API_KEY     = coalesce(var.tls_secrets.api_key, local.node_certs[n.index].key)
+      MBOOT_SECRET_API_TOKENS  = coalesce(var.api_tokens_secret, "none")
       MBOOT_ENABLE_SSM         = var.enable_ssm ? "true" : "false"
       MBOOT_CPU_ARCH           = var.cpu_architecture
     }

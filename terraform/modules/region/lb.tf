@@ -1,6 +1,7 @@
-# The client load balancer: a Network Load Balancer, TCP http_port (or TLS with an ACM
-# certificate) to the nodes' HTTP API, health-checked on GET /healthz (200 when the node
-# serves, 503 while it starts or shuts down). Its security group limits who may connect.
+# The client load balancer: a Network Load Balancer, TCP http_port passed through to the nodes'
+# HTTPS API (or TLS with an ACM certificate, re-encrypted to the nodes), health-checked on
+# GET /healthz over HTTPS (200 when the node serves, 503 while it starts or shuts down; no token
+# needed). Its security group limits who may connect.
 #
 # Not behind the load balancer: intra-region RPC (node to node) and the WAN (node to node
 # across regions, over private connectivity to the fixed node addresses).
@@ -41,14 +42,14 @@ resource "aws_lb" "api" {
 resource "aws_lb_target_group" "api" {
   name                 = local.tg_name
   port                 = var.http_port
-  protocol             = "TCP"
+  protocol             = local.api_tls ? "TLS" : "TCP"
   target_type          = "instance"
   vpc_id               = aws_vpc.this.id
   deregistration_delay = 30
 
   health_check {
     enabled             = true
-    protocol            = "HTTP"
+    protocol            = "HTTPS"
     port                = "traffic-port"
     path                = "/healthz"
     matcher             = "200"

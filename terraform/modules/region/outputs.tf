@@ -29,8 +29,8 @@ output "api_endpoint" {
 }
 
 output "api_protocol" {
-  description = "Protocol of the client listener as Route 53 health checks name it: HTTP or HTTPS."
-  value       = local.api_tls ? "HTTPS" : "HTTP"
+  description = "Protocol of the client listener as Route 53 health checks name it: always HTTPS (TLS from the ACM listener, or the nodes' own HTTPS passed through)."
+  value       = "HTTPS"
 }
 
 output "http_port" {

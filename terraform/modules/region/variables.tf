@@ -262,7 +262,7 @@ variable "release_sha256" {
 }
 
 variable "tls_secrets" {
-  description = "ARNs of the AWS Secrets Manager secrets (SecretString = the PEM file) the nodes copy to /etc/meridian/tls with mode 0600: the intra-region CA (ca.pem), the node certificates and keys (node_certs: one entry shared by every node, or one per node in node order; `meridian certs` writes REGION/nodeN.pem and .key), the WAN CA (wan-ca.pem) and this region's WAN certificate and key (REGION/wan.pem, .key)."
+  description = "ARNs of the AWS Secrets Manager secrets (SecretString = the PEM file) the nodes copy to /etc/meridian/tls with mode 0600: the intra-region CA (ca.pem), the node certificates and keys (node_certs: one entry shared by every node, or one per node in node order; `meridian certs` writes REGION/nodeN.pem and .key), the WAN CA (wan-ca.pem) and this region's WAN certificate and key (REGION/wan.pem, .key), and optionally the HTTPS certificate and key of the client API (api.pem, api.key: valid for the name clients use, e.g. the load balancer's DNS name; unset: the node certificate and key)."
   type = object({
     ca_cert = string
     node_certs = list(object({
@@ -272,6 +272,8 @@ variable "tls_secrets" {
     wan_ca_cert = string
     wan_cert    = string
     wan_key     = string
+    api_cert    = optional(string)
+    api_key     = optional(string)
   })
 
   validation {
@@ -279,6 +281,7 @@ variable "tls_secrets" {
       for arn in concat(
         [var.tls_secrets.ca_cert, var.tls_secrets.wan_ca_cert, var.tls_secrets.wan_cert, var.tls_secrets.wan_key],
         flatten([for n in var.tls_secrets.node_certs : [n.cert, n.key]]),
+        compact([var.tls_secrets.api_cert, var.tls_secrets.api_key]),
       ) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", arn))
     ]) && length(var.tls_secrets.node_certs) > 0
     error_message = "tls_secrets must hold Secrets Manager secret ARNs, and node_certs at least one entry."
@@ -301,7 +304,7 @@ variable "lb_internal" {
 }
 
 variable "api_tls_certificate_arn" {
-  description = "ACM certificate (in this AWS region) for a TLS listener on the client load balancer: clients then speak HTTPS to the load balancer, which forwards plain TCP to the nodes. Null: a plain TCP listener (the nodes' API is plain HTTP)."
+  description = "ACM certificate (in this AWS region) for a TLS listener on the client load balancer: clients then speak HTTPS to the load balancer, which opens a TLS connection to the nodes' HTTPS API. Null: a plain TCP listener passing the clients' TLS through to the nodes (which serve HTTPS with tls_secrets.api_cert)."
   type        = string
   default     = null
 }
@@ -392,6 +395,34 @@ variable "keyspaces" {
   validation {
     condition     = alltrue([for k in var.keyspaces : contains(["lww", "mvr", "counter", "set"], k.type) && (k.consistency == null ? true : contains(["one", "quorum", "all"], k.consistency))])
     error_message = "keyspaces: type must be lww|mvr|counter|set and consistency one|quorum|all."
+  }
+}
+
+variable "api_tokens" {
+  description = "Bearer tokens of the client API rendered into the node configuration ([[auth.tokens]]; docs/configuration.md): name, sha256 (the SHA-256 of the token, never the token: `meridian token create` prints both), scopes (read | write | admin), and optionally rate_per_sec and burst. Tokens may also (or only) come from api_tokens_secret."
+  type = list(object({
+    name         = string
+    sha256       = string
+    scopes       = list(string)
+    rate_per_sec = optional(number)
+    burst        = optional(number)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for t in var.api_tokens : can(regex("^[0-9a-fA-F]{64}$", t.sha256)) && length(t.scopes) > 0 && alltrue([for s in t.scopes : contains(["read", "write", "admin"], s)])])
+    error_message = "api_tokens: sha256 must be 64 hex digits and scopes a non-empty list of read|write|admin."
+  }
+}
+
+variable "api_tokens_secret" {
+  description = "ARN of a Secrets Manager secret whose SecretString is a tokens file ([[tokens]] tables, as auth.tokens_file reads) the nodes copy to /etc/meridian/tokens.toml (mode 0600). Null: an empty tokens file, so api_tokens must hold at least one token (the node refuses to start with authentication on and no token)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.api_tokens_secret == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.api_tokens_secret))
+    error_message = "api_tokens_secret must be a Secrets Manager secret ARN or null."
   }
 }
 

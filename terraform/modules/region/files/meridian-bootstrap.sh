@@ -7,8 +7,9 @@
 #   2. create the `meridian` system user;
 #   3. wait for the node's EBS data volume, make an XFS file system on it if it has none (a new
 #      node; a replaced instance keeps its data), mount it at the data directory;
-#   4. copy the TLS certificates and keys from AWS Secrets Manager to the TLS directory,
-#      owned by meridian, mode 0600;
+#   4. copy the TLS certificates and keys (node, WAN, API) from AWS Secrets Manager to the TLS
+#      directory, and the API tokens file to /etc/meridian/tokens.toml, owned by meridian,
+#      mode 0600;
 #   5. install the release (meridian-install: SHA-256 verified);
 #   6. `meridian config check` the node configuration;
 #   7. start meridian.service and wait (bounded) for /healthz.
@@ -60,6 +61,9 @@ retry() {
 : "${MBOOT_SECRET_WAN_CA_CERT:?}"
 : "${MBOOT_SECRET_WAN_CERT:?}"
 : "${MBOOT_SECRET_WAN_KEY:?}"
+: "${MBOOT_SECRET_API_CERT:?}"
+: "${MBOOT_SECRET_API_KEY:?}"
+: "${MBOOT_SECRET_API_TOKENS:?}"
 : "${MBOOT_ENABLE_SSM:?}"
 : "${MBOOT_CPU_ARCH:?}"
 
@@ -153,6 +157,24 @@ fetch_secret "$MBOOT_SECRET_NODE_KEY" node.key
 fetch_secret "$MBOOT_SECRET_WAN_CA_CERT" wan-ca.pem
 fetch_secret "$MBOOT_SECRET_WAN_CERT" wan.pem
 fetch_secret "$MBOOT_SECRET_WAN_KEY" wan.key
+fetch_secret "$MBOOT_SECRET_API_CERT" api.pem
+fetch_secret "$MBOOT_SECRET_API_KEY" api.key
+
+# The API tokens file (auth.tokens_file): [[tokens]] entries from a secret, or none (the
+# configuration's inline [[auth.tokens]] only).
+tokens=/etc/meridian/tokens.toml
+tmp=$(mktemp /etc/meridian/.tokens.XXXXXX)
+if [ "$MBOOT_SECRET_API_TOKENS" = none ]; then
+  echo "# No tokens here: see [[auth.tokens]] in node.toml." >"$tmp"
+elif ! retry aws --region "$MBOOT_AWS_REGION" secretsmanager get-secret-value \
+  --secret-id "$MBOOT_SECRET_API_TOKENS" --query SecretString --output text >"$tmp"; then
+  rm -f "$tmp"
+  fail "cannot read secret $MBOOT_SECRET_API_TOKENS (the API tokens file): does the instance role allow it?"
+fi
+chown meridian:meridian "$tmp"
+chmod 0600 "$tmp"
+mv -f "$tmp" "$tokens"
+echo "meridian-bootstrap: wrote $tokens"
 
 # ---------------------------------------------------------------------------------------------
 say "release"
@@ -197,7 +219,9 @@ systemctl enable --now meridian.service
 
 say "waiting for /healthz"
 for _ in $(seq 1 60); do
-  if body=$(curl -fsS "http://127.0.0.1:${MBOOT_HTTP_PORT}/healthz" 2>/dev/null); then
+  # The API serves HTTPS with a certificate for the clients' name, not 127.0.0.1: --insecure
+  # is for this local liveness probe only (no token or data is sent).
+  if body=$(curl -fsS --insecure "https://127.0.0.1:${MBOOT_HTTP_PORT}/healthz" 2>/dev/null); then
     echo "meridian-bootstrap: healthy: $body"
     say "done"
     exit 0
