@@ -46,6 +46,13 @@ pub mod codes {
     pub const INVALID_KEYSPACE: &str = "invalid_keyspace";
     /// An unexpected failure inside the server.
     pub const INTERNAL: &str = "internal";
+    /// No bearer token, a malformed `Authorization` header, or an unknown token (`401`, with
+    /// `WWW-Authenticate: Bearer`).
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The token does not have the scope the endpoint needs (`403`; `scope` names it).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// The token is over its rate limit (`429`, with `Retry-After`).
+    pub const RATE_LIMITED: &str = "rate_limited";
 }
 
 /// One replica that failed a request, as `unavailable` errors list them.
@@ -106,6 +113,9 @@ pub struct ErrorBody {
     /// (base64url), so a new write supersedes the delete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// `forbidden`: the scope the endpoint needs (`read`, `write` or `admin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl ErrorBody {
@@ -126,6 +136,7 @@ impl ErrorBody {
             limit: None,
             size: None,
             context: None,
+            scope: None,
         }
     }
 }
@@ -170,6 +181,12 @@ impl ApiError {
     /// Adds the `context` field.
     pub(crate) fn with_context(mut self, context: String) -> ApiError {
         self.body.context = Some(context);
+        self
+    }
+
+    /// Adds the `scope` field.
+    pub(crate) fn with_scope(mut self, scope: &str) -> ApiError {
+        self.body.scope = Some(scope.to_owned());
         self
     }
 

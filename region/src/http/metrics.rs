@@ -20,5 +20,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"))
 )]
 pub(crate) async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.service.metrics_text().await)
+    let mut text = state.service.metrics_text().await;
+    // The HTTP layer's own families, with the node's constant labels.
+    let health = state.service.health();
+    text.push_str(&state.auth.render_metrics(&[("region", &health.region), ("node", &health.node)]));
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }

@@ -27,8 +27,13 @@
 //! - [`openapi`]: the generated OpenAPI document and `/openapi.json`.
 //! - [`dashboard`]: `GET /dashboard`, the live web dashboard (a static page polling the JSON
 //!   endpoints above).
+//! - [`auth`]: the middleware on every route: bearer tokens, scopes, per-token rate limits
+//!   ([`router_with_auth`]).
+//! - [`tls`]: HTTPS ([`serve_api`] with a rustls configuration from `http.tls_cert` and
+//!   `http.tls_key`).
 
 pub mod admin;
+pub mod auth;
 pub mod cluster;
 pub mod counters;
 pub mod dashboard;
@@ -39,6 +44,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod regions;
 pub mod sets;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -62,6 +68,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use self::auth::ApiAuth;
 use self::error::codes;
 pub use self::error::{ApiError, ErrorBody};
 use crate::error::RegionError;
@@ -83,6 +90,7 @@ pub const CONTEXT_HEADER: &str = "x-context";
 pub(crate) struct AppState {
     service: Arc<dyn KvService>,
     limits: IngressLimits,
+    auth: ApiAuth,
 }
 
 impl fmt::Debug for AppState {
@@ -128,10 +136,16 @@ fn wrong_type(ks: &str, actual: ValueKind, endpoint: ValueKind, message: Option<
 }
 
 /// The router of the whole API over `service`, with the body limit set from
-/// [`KvService::limits`].
+/// [`KvService::limits`], and authentication off.
 pub fn router(service: Arc<dyn KvService>) -> Router {
+    router_with_auth(service, ApiAuth::disabled())
+}
+
+/// The router of the whole API over `service`, every route behind the [`auth`] middleware
+/// with `auth`'s tokens.
+pub fn router_with_auth(service: Arc<dyn KvService>, auth: ApiAuth) -> Router {
     let limits = service.limits();
-    let state = AppState { service, limits };
+    let state = AppState { service, limits, auth: auth.clone() };
     Router::new()
         .route("/api/v1/keys/{key}", get(keys::get_key).put(keys::put_key).delete(keys::delete_key))
         .route(
@@ -178,6 +192,8 @@ pub fn router(service: Arc<dyn KvService>) -> Router {
         .route("/metrics", get(metrics::get_metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/dashboard", get(dashboard::get_dashboard))
+        // Every route above; not the fallback (an unknown route is a 404 for anyone).
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::require))
         .fallback(route_not_found)
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
@@ -195,7 +211,28 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(service)).with_graceful_shutdown(shutdown).await
+    serve_api(listener, router(service), None, shutdown).await
+}
+
+/// Serves `app` over `listener`, as HTTPS when `tls` is given (see [`tls::TlsListener`]), else
+/// plain HTTP, until `shutdown` completes; then stops accepting and waits for in-flight
+/// requests to finish.
+pub async fn serve_api<F>(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    }
 }
 
 async fn route_not_found(req: Request) -> ApiError {

@@ -26,8 +26,25 @@ const state = {
 // ---------------------------------------------------------------------------------------------
 // Fetching
 
+// With API authentication on (auth.enabled) the endpoints need a token with the read scope:
+// open the page as /dashboard#token=TOKEN. The fragment never leaves the browser; the token is
+// kept in this tab's sessionStorage and the fragment is removed from the address bar.
+const TOKEN = (() => {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  try {
+    if (m) {
+      sessionStorage.setItem("meridian-token", decodeURIComponent(m[1]));
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem("meridian-token");
+  } catch (_) {
+    return m ? m[1] : null;
+  }
+})();
+
 async function fetchOk(path) {
-  const r = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS) });
+  const headers = TOKEN ? { Authorization: "Bearer " + TOKEN } : {};
+  const r = await fetch(path, { cache: "no-store", headers, signal: AbortSignal.timeout(TIMEOUT_MS) });
   if (!r.ok) {
     let msg = "HTTP " + r.status;
     try { const body = await r.json(); if (body && body.message) msg += ": " + body.message; } catch (_) { /* not JSON */ }
