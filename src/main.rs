@@ -11,6 +11,8 @@
 //!   commands through the client library.
 //! - `cli/bench.rs`: `meridian bench`, a load generator on the client library.
 //! - `cli/drill.rs`: `meridian drill failover`, a regional failover drill with a report.
+//! - `cli/token.rs`: `meridian token create|hash`, API bearer tokens.
+//! - `cli/access.rs`: the token and CA options of the commands that talk to the API.
 //! - `cli/logging.rs`: log set-up.
 //!
 //! `drill` (regional failover drills) arrives later; it is not declared before it works.
@@ -128,6 +130,36 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// API bearer tokens: make one (and its [[auth.tokens]] entry), or hash one.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a random token; print it once, with its SHA-256 and the [[auth.tokens]] entry that
+    /// lets the nodes accept it.
+    Create {
+        /// Who the token is for ([a-z0-9_-], 1 to 64 characters).
+        #[arg(long)]
+        name: String,
+        /// What it may do: read, write, admin (comma-separated).
+        #[arg(long, value_name = "SCOPES")]
+        scopes: String,
+        /// Requests per second the token may make on each node (default: unlimited).
+        #[arg(long, value_name = "N")]
+        rate_per_sec: Option<u32>,
+        /// Requests at once above the rate (default: the rate).
+        #[arg(long, value_name = "N")]
+        burst: Option<u32>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Print the SHA-256 of a token read from standard input (auth.tokens[].sha256).
+    Hash,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,5 +222,9 @@ fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Check { files, set, output } } => {
             cli::config_check::run(&files, &set, output)
         }
+        Command::Token { command: TokenCommand::Create { name, scopes, rate_per_sec, burst, output } } => {
+            cli::token::create(&name, &scopes, rate_per_sec, burst, output)
+        }
+        Command::Token { command: TokenCommand::Hash } => cli::token::hash(),
     }
 }

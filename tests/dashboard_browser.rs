@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::procs::{http, http_get_json, start_dev};
+use common::procs::{http, start_dev};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -353,8 +353,16 @@ impl Drop for Dev {
     }
 }
 
+/// `Authorization: Bearer <the dev cluster's token>` (API authentication is on in `meridian dev`).
+static AUTHORIZATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn auth() -> (&'static str, &'static str) {
+    ("Authorization", AUTHORIZATION.get().expect("the dev cluster's token").as_str())
+}
+
 fn put(http_addr: &str, key: &str, value: &str, consistency: Option<&str>) -> u16 {
-    let headers: Vec<(&str, &str)> = consistency.map(|c| ("X-Consistency-Level", c)).into_iter().collect();
+    let mut headers: Vec<(&str, &str)> = consistency.map(|c| ("X-Consistency-Level", c)).into_iter().collect();
+    headers.push(auth());
     http("PUT", &format!("http://{http_addr}/api/v1/keys/{key}"), &headers, Some(value.as_bytes())).0
 }
 
@@ -383,6 +391,8 @@ fn the_dashboard_shows_the_cluster_live_in_headless_chromium() {
     let (child, doc) =
         start_dev(dir.path(), &["--regions", "3", "--nodes-per-region", "2", "--replication-factor", "2"]);
     let mut dev = Dev { child, stopped: Vec::new() };
+    let token = doc["token"].as_str().expect("the endpoints file holds the API token").to_owned();
+    AUTHORIZATION.set(format!("Bearer {token}")).expect("set once");
     println!("dev cluster (3 regions x 2 nodes) ready in {:.1} s", t0.elapsed().as_secs_f64());
     let region = |r: usize| &doc["regions"][r];
     let node_http = |r: usize, i: usize| region(r)["nodes"][i]["http"].as_str().expect("http").to_owned();
@@ -395,7 +405,8 @@ fn the_dashboard_shows_the_cluster_live_in_headless_chromium() {
     let us2_pid = region(0)["nodes"][1]["pid"].as_i64().expect("pid") as i32;
 
     let mut b = Browser::launch(dir.path());
-    b.open(&format!("http://{us1}/dashboard"), 1400, 1000);
+    // The page takes the token from the fragment (which never reaches the server).
+    b.open(&format!("http://{us1}/dashboard#token={token}"), 1400, 1000);
     let t_page = Instant::now();
 
     // 1. The elements and the cluster's values, once the page has polled twice.
@@ -415,7 +426,8 @@ fn the_dashboard_shows_the_cluster_live_in_headless_chromium() {
     assert_eq!(v.status("region-state-us-east"), Some("serving"));
     assert_eq!(v.num("region-nodes-us-east"), Some(2.0));
     // Ring ownership as the API reports it (the ring does not change in this test).
-    let status = http_get_json(&format!("http://{us1}/api/v1/cluster/status")).expect("cluster status");
+    let (code, status) = http("GET", &format!("http://{us1}/api/v1/cluster/status"), &[auth()], None);
+    assert_eq!(code, 200, "cluster status: {status}");
     let mut share_sum = 0.0;
     for n in status["nodes"].as_array().expect("nodes") {
         let id = n["id"].as_str().expect("id");
@@ -481,7 +493,7 @@ fn the_dashboard_shows_the_cluster_live_in_headless_chromium() {
 
     // 3. A repair started through the API ends as an event.
     println!("repair:");
-    let (code, _) = http("POST", &format!("http://{us1}/api/v1/cluster/repair"), &[], None);
+    let (code, _) = http("POST", &format!("http://{us1}/api/v1/cluster/repair"), &[auth()], None);
     assert_eq!(code, 202);
     wait_view(&mut b, Duration::from_secs(60), "repair-done event", |v| {
         v.events("repair-done").iter().any(|e| e.contains("repair done (api)"))
@@ -489,14 +501,14 @@ fn the_dashboard_shows_the_cluster_live_in_headless_chromium() {
 
     // 4. Fence and unfence the region.
     println!("fence:");
-    let (code, _) = http("POST", &format!("http://{us1}/api/v1/regions/us-east/fence"), &[], None);
+    let (code, _) = http("POST", &format!("http://{us1}/api/v1/regions/us-east/fence"), &[auth()], None);
     assert_eq!(code, 200);
     let v = wait_view(&mut b, Duration::from_secs(20), "region fenced", |v| {
         v.status("region-state-us-east") == Some("fenced")
             && v.events("region-fenced").iter().any(|e| e.contains("region us-east fenced"))
     });
     assert_eq!(v.status("wan-link-eu-west"), Some("fenced"));
-    let (code, _) = http("POST", &format!("http://{us1}/api/v1/regions/us-east/unfence"), &[], None);
+    let (code, _) = http("POST", &format!("http://{us1}/api/v1/regions/us-east/unfence"), &[auth()], None);
     assert_eq!(code, 200);
     wait_view(&mut b, Duration::from_secs(20), "region unfenced", |v| {
         v.status("region-state-us-east") == Some("serving")

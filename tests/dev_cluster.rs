@@ -1,6 +1,7 @@
 //! `meridian dev`: the default local cluster (3 regions x 3 nodes, the WAN emulator between
-//! them) starts within a bounded time, writes its endpoints file, serves on every node,
-//! replicates a write to the other regions, and stops every node on SIGINT.
+//! them) starts within a bounded time, writes its endpoints file (with the API token), serves
+//! on every node (API authentication on: the token is needed), replicates a write to the other
+//! regions, and stops every node on SIGINT.
 
 mod common;
 
@@ -29,20 +30,29 @@ fn dev_starts_a_region_writes_endpoints_serves_and_stops_cleanly() {
         }
     }
     let http_of = |r: usize, i: usize| regions[r]["nodes"][i]["http"].as_str().expect("http").to_owned();
+    let token = doc["token"].as_str().expect("the endpoints file holds the API token");
+    assert!(token.starts_with("mrd_") && token.len() > 40, "{token}");
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+
+    // Authentication is on: no token, no data (health stays open).
+    let (status, body) = http("PUT", &format!("http://{}/api/v1/keys/hello", http_of(0, 0)), &[], Some(b"world"));
+    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{body}");
+    assert_eq!(http("GET", &format!("http://{}/healthz", http_of(0, 0)), &[], None).0, 200);
 
     // A write through one node of us-east is read through every node of its region at QUORUM,
     // and reaches the other two regions (bounded wait: 115 ms one way to ap-southeast).
-    let (status, _) = http("PUT", &format!("http://{}/api/v1/keys/hello", http_of(0, 0)), &[], Some(b"world"));
+    let (status, _) = http("PUT", &format!("http://{}/api/v1/keys/hello", http_of(0, 0)), &auth, Some(b"world"));
     assert_eq!(status, 200);
     for i in 0..3 {
-        let (status, body) = http("GET", &format!("http://{}/api/v1/keys/hello", http_of(0, i)), &[], None);
+        let (status, body) = http("GET", &format!("http://{}/api/v1/keys/hello", http_of(0, i)), &auth, None);
         assert_eq!(status, 200);
         assert_eq!(body["value"], "d29ybGQ=", "node {i}");
     }
     for (r, name) in names.iter().enumerate().skip(1) {
         let url = format!("http://{}/api/v1/keys/hello", http_of(r, 2));
         common::procs::wait_for(Duration::from_secs(20), &format!("the write reached {name}"), || {
-            http("GET", &url, &[], None).1["value"] == "d29ybGQ="
+            http("GET", &url, &auth, None).1["value"] == "d29ybGQ="
         });
     }
 

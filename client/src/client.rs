@@ -21,7 +21,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::api::{self, encode_segment, MvrValue, Register, SetValue, Value, WriteAck};
-use crate::config::{base_url, ClientConfig, Consistency, EndpointsFile, RegionEndpoints, RetryPolicy};
+use crate::config::{
+    base_url_as, explicit_https, ClientConfig, Consistency, EndpointsFile, RegionEndpoints, RetryPolicy,
+};
 use crate::error::TransportKind;
 use crate::metrics::{ClientMetrics, MetricsSnapshot};
 use crate::regions::{RegionSwitch, RegionTable};
@@ -50,6 +52,19 @@ pub struct ClientBuilder {
     regions: Vec<RegionEndpoints>,
     endpoints_file: Option<PathBuf>,
     config: ClientConfig,
+    token: Option<Secret>,
+    ca_certs: Vec<Vec<u8>>,
+    https: bool,
+}
+
+/// A bearer token, kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 impl ClientBuilder {
@@ -132,6 +147,28 @@ impl ClientBuilder {
         self
     }
 
+    /// The bearer token sent with every request (`Authorization: Bearer <token>`), for nodes
+    /// with `auth.enabled`. Without one, the endpoints file's `token`, if any, is used.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret(token.into()));
+        self
+    }
+
+    /// Trust this CA (PEM text of one or more certificates) for HTTPS, besides the public
+    /// roots; implies HTTPS to every node.
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certs.push(pem.into());
+        self.https = true;
+        self
+    }
+
+    /// Speak HTTPS to every node (also implied by a node given as `https://HOST:PORT`, or by
+    /// [`ca_cert_pem`](Self::ca_cert_pem)).
+    pub fn https(mut self, on: bool) -> Self {
+        self.https = on;
+        self
+    }
+
     /// Reach the node that publishes `published` (`HOST:PORT`) at `reachable` instead.
     pub fn map_address(mut self, published: impl Into<String>, reachable: impl Into<String>) -> Self {
         self.config.address_map.insert(published.into(), reachable.into());
@@ -144,10 +181,22 @@ impl ClientBuilder {
     pub async fn build(self) -> Result<Client, Error> {
         self.config.validate()?;
         let mut regions = Vec::new();
+        let mut token = self.token.clone();
         if let Some(path) = &self.endpoints_file {
-            regions.extend(EndpointsFile::read(path)?.to_regions());
+            let file = EndpointsFile::read(path)?;
+            regions.extend(file.to_regions());
+            if token.is_none() {
+                token = file.token.map(Secret);
+            }
         }
         regions.extend(self.regions);
+        // One scheme for every node: HTTPS if asked for or if any node is written https://.
+        let schemes: Vec<bool> =
+            regions.iter().flat_map(|r| r.nodes.iter()).filter_map(|n| explicit_https(n)).collect();
+        let https = self.https || schemes.contains(&true);
+        if https && schemes.contains(&false) {
+            return Err(Error::Config("nodes are given both as http:// and https://; the API speaks one".into()));
+        }
         if regions.is_empty() {
             return Err(Error::Config("no regions: give at least one region with one node".into()));
         }
@@ -162,22 +211,36 @@ impl ClientBuilder {
             if r.nodes.is_empty() {
                 return Err(Error::Config(format!("region {:?} lists no nodes", r.name)));
             }
-            let nodes = r.nodes.iter().map(|n| base_url(n)).collect::<Result<Vec<_>, _>>()?;
+            let nodes = r.nodes.iter().map(|n| base_url_as(n, https)).collect::<Result<Vec<_>, _>>()?;
             table.push((r.name.clone(), nodes));
         }
         let address_map = self
             .config
             .address_map
             .iter()
-            .map(|(from, to)| Ok((base_url(from)?, base_url(to)?)))
+            .map(|(from, to)| Ok((base_url_as(from, https)?, base_url_as(to, https)?)))
             .collect::<Result<HashMap<_, _>, Error>>()?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(self.config.connect_timeout)
             .timeout(self.config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+            .tcp_nodelay(true);
+        if let Some(Secret(token)) = &token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Error::Config("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            http = http.default_headers(headers);
+        }
+        for pem in &self.ca_certs {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Config(format!("the CA certificate is not PEM: {e}")))?
+            {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         let n = table.len();
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ 0x9e37_79b9;
         let inner = Arc::new(Inner {
@@ -190,6 +253,7 @@ impl ClientBuilder {
                 session: Session::new(self.config.session_keys),
             }),
             address_map,
+            https,
             config: self.config,
             metrics: ClientMetrics::default(),
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
@@ -235,6 +299,8 @@ struct Inner {
     config: ClientConfig,
     /// `published base URL → reachable base URL`.
     address_map: HashMap<String, String>,
+    /// Whether every node is spoken to over HTTPS (ring addresses included).
+    https: bool,
     state: Mutex<State>,
     metrics: ClientMetrics,
     rng: Mutex<SmallRng>,
@@ -340,7 +406,7 @@ impl Inner {
             if let (Some((ks, key)), Some(ring)) = (route, st.rings[region].ring.clone()) {
                 for replica in ring.replicas_for_key(ks, key.as_bytes()) {
                     let Some(http) = replica.http.as_deref().filter(|_| replica.live) else { continue };
-                    let Ok(published) = base_url(http) else { continue };
+                    let Ok(published) = base_url_as(http, self.https) else { continue };
                     let node = self.address_map.get(&published).cloned().unwrap_or(published);
                     if st.node_down.get(&node).is_none_or(|&until| now >= until) {
                         return (region, node);

@@ -200,12 +200,25 @@ impl RegionEndpoints {
 }
 
 /// An endpoints file as `meridian dev` writes it:
-/// `{"regions": [{"name", "nodes": [{"id", "http", "rpc", "wan", "pid", "data_dir"}]}]}`
-/// (only `name`, `id` and `http` are read; other fields are ignored).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `{"regions": [{"name", "nodes": [{"id", "http", "rpc", "wan", "pid", "data_dir"}]}], "token"}`
+/// (only `name`, `id`, `http` and `token` are read; other fields are ignored).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 pub struct EndpointsFile {
     /// The regions, in the file's order.
     pub regions: Vec<EndpointsRegion>,
+    /// A bearer token for the API (`meridian dev` writes one with every scope), if the file
+    /// holds one.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for EndpointsFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointsFile")
+            .field("regions", &self.regions)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// A region of an [`EndpointsFile`].
@@ -252,14 +265,32 @@ impl EndpointsFile {
     }
 }
 
-/// `http://HOST:PORT` from `HOST:PORT` (an `http://` prefix and a trailing `/` are accepted);
-/// the HTTP API is plain HTTP, so `https://` is refused.
+/// `http://HOST:PORT` from `HOST:PORT` (an `http://` prefix and a trailing `/` are accepted),
+/// or `https://HOST:PORT` from `https://HOST:PORT` (an API served over TLS).
 pub fn base_url(node: &str) -> Result<String, Error> {
-    let text = node.trim().trim_end_matches('/');
+    let https = node.trim().starts_with("https://");
+    base_url_as(node, https)
+}
+
+/// Whether `node` names its scheme, and which: `Some(true)` for `https://`, `Some(false)` for
+/// `http://`, `None` for a bare `HOST:PORT`.
+pub(crate) fn explicit_https(node: &str) -> Option<bool> {
+    let text = node.trim();
     if text.starts_with("https://") {
-        return Err(Error::Config(format!("{node:?}: the HTTP API is plain HTTP; give HOST:PORT")));
+        Some(true)
+    } else if text.starts_with("http://") {
+        Some(false)
+    } else {
+        None
     }
-    let addr = text.strip_prefix("http://").unwrap_or(text);
+}
+
+/// The base URL of `node` (`HOST:PORT`, with or without a scheme) with the scheme `https`
+/// chooses: a client speaks one scheme to every node, including the addresses the nodes
+/// publish in their ring (bare `HOST:PORT`).
+pub(crate) fn base_url_as(node: &str, https: bool) -> Result<String, Error> {
+    let text = node.trim().trim_end_matches('/');
+    let addr = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")).unwrap_or(text);
     let valid = match addr.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && !addr.contains('/') && port.parse::<u16>().is_ok_and(|p| p != 0),
         None => false,
@@ -267,7 +298,7 @@ pub fn base_url(node: &str) -> Result<String, Error> {
     if !valid {
         return Err(Error::Config(format!("{node:?} is not HOST:PORT (a node's HTTP address)")));
     }
-    Ok(format!("http://{addr}"))
+    Ok(format!("{}://{addr}", if https { "https" } else { "http" }))
 }
 
 #[cfg(test)]
@@ -329,6 +360,10 @@ mod tests {
             ]
         );
         assert!(EndpointsFile::parse("{\"nodes\": []}").is_err());
+        assert_eq!(file.token, None);
+        let with_token = EndpointsFile::parse(r#"{"regions": [], "token": "mrd_x"}"#).expect("parse");
+        assert_eq!(with_token.token.as_deref(), Some("mrd_x"));
+        assert!(!format!("{with_token:?}").contains("mrd_x"), "the token is not in Debug output");
         assert!(EndpointsFile::read(Path::new("/nonexistent/endpoints.json")).is_err());
     }
 
@@ -337,7 +372,12 @@ mod tests {
         assert_eq!(base_url("127.0.0.1:8081").expect("ok"), "http://127.0.0.1:8081");
         assert_eq!(base_url("http://localhost:8081/").expect("ok"), "http://localhost:8081");
         assert_eq!(base_url("[::1]:8081").expect("ok"), "http://[::1]:8081");
-        for bad in ["", "localhost", ":8081", "host:", "host:0", "host:70000", "host:80/x", "https://h:1"] {
+        assert_eq!(base_url("https://h:1/").expect("ok"), "https://h:1");
+        assert_eq!(base_url_as("h:1", true).expect("ok"), "https://h:1");
+        assert_eq!(base_url_as("http://h:1", true).expect("ok"), "https://h:1");
+        assert_eq!(explicit_https("https://h:1"), Some(true));
+        assert_eq!(explicit_https("h:1"), None);
+        for bad in ["", "localhost", ":8081", "host:", "host:0", "host:70000", "host:80/x", "https://h:0"] {
             assert!(base_url(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -221,10 +221,22 @@ pub fn parse_read(kind: Kind, status: u16, body: &Value) -> Result<Observed, Str
 /// answers at all. There are no retries: call it once the cluster has healed and quiesced. A
 /// read without a usable answer goes to [`FinalState::errors`].
 pub fn collect_final(regions: &[(String, Vec<String>)], keys: &[(String, String, Kind)]) -> FinalState {
+    collect_final_with(regions, keys, None)
+}
+
+/// [`collect_final`] against nodes with API authentication: every read sends `authorization`
+/// (`Bearer <token>`, a token with the `read` scope) as its `Authorization` header.
+pub fn collect_final_with(
+    regions: &[(String, Vec<String>)],
+    keys: &[(String, String, Kind)],
+    authorization: Option<&str>,
+) -> FinalState {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     let read = |addr: &str, level: &str, ks: &str, key: &str, kind: Kind| {
         let url = format!("http://{addr}{}", path_of(kind, ks, key));
-        send(&agent, "GET", &url, &[("X-Consistency-Level", level)], None)
+        let mut headers = vec![("X-Consistency-Level", level)];
+        headers.extend(authorization.map(|a| ("Authorization", a)));
+        send(&agent, "GET", &url, &headers, None)
     };
     let mut state = FinalState::default();
     for (region, nodes) in regions {

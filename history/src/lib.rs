@@ -33,4 +33,4 @@ pub use check::{check, OpStats, Report, Stats, Violation};
 pub use format::{
     Completion, Event, EventKind, FinalState, History, HistoryError, Key, Kind, Observed, Op, OpResult, ReadFailure,
 };
-pub use http::{classify, collect_final, encode_segment, execute_http, parse_read, Transport};
+pub use http::{classify, collect_final, collect_final_with, encode_segment, execute_http, parse_read, Transport};

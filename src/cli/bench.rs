@@ -130,6 +130,16 @@ pub struct BenchArgs {
     /// Output format: a summary table, or one JSON document.
     #[arg(long, value_enum, default_value_t = CtlOutput::Table)]
     pub output: CtlOutput,
+    /// Bearer token and CA of the API.
+    #[command(flatten)]
+    pub access: crate::cli::access::AccessArgs,
+}
+
+impl BenchArgs {
+    /// The token and CA to use (the endpoints file's token unless --token or --node).
+    fn access(&self) -> Result<crate::cli::access::Access, CtlError> {
+        self.access.resolve(self.endpoints_file.as_deref(), Path::new(DEFAULT_ENDPOINTS_FILE), self.node.is_some())
+    }
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds (fractions allowed).
@@ -205,7 +215,9 @@ fn run_bench(args: BenchArgs) -> Result<(), CtlError> {
 }
 
 async fn build_client(regions: Vec<RegionEndpoints>, args: &BenchArgs, through_node: bool) -> Result<Client, CtlError> {
-    let mut b = Client::builder()
+    let mut b = args
+        .access()?
+        .client()
         .regions(regions)
         .request_timeout(args.request_timeout)
         .connect_timeout(args.request_timeout.min(Duration::from_secs(1)))
@@ -427,7 +439,9 @@ async fn bench(args: BenchArgs, all: Vec<RegionEndpoints>, targets: Vec<RegionEn
     if args.preload > 0 {
         preload(&backend, &plan, args.preload, args.concurrency.map_or(DEFAULT_WORKERS, |c| c as usize)).await;
     }
-    let admin = reqwest::Client::builder()
+    let admin = args
+        .access()?
+        .reqwest()?
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| CtlError::Failed(format!("cannot build the HTTP client: {e}")))?;

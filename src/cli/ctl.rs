@@ -100,6 +100,9 @@ pub struct CtlArgs {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = CtlOutput::Table)]
     pub output: CtlOutput,
+    /// Bearer token and CA of the API.
+    #[command(flatten)]
+    pub access: crate::cli::access::AccessArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: CtlCommand,
@@ -503,7 +506,8 @@ fn pick_node<'a>(endpoints: &'a EndpointsFile, region: Option<&str>) -> Result<&
     Ok(&node.http)
 }
 
-/// `http://HOST:PORT` from `HOST:PORT` (an `http://` prefix and a trailing `/` are accepted).
+/// `http://HOST:PORT` from `HOST:PORT` (an `http://` prefix and a trailing `/` are accepted),
+/// `https://HOST:PORT` kept as it is.
 pub fn base_url(node: &str) -> Result<String, CtlError> {
     meridian_client::base_url(node).map_err(|e| CtlError::Usage(e.to_string()))
 }
@@ -516,25 +520,43 @@ fn encode_segment(segment: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-/// A blocking HTTP client with the command's timeouts.
-#[derive(Debug, Clone)]
+/// A blocking HTTP client with the command's timeouts, its token and trusted CA.
+#[derive(Clone)]
 struct Client {
     agent: ureq::Agent,
+    /// `Bearer <token>`, sent with every request.
+    authorization: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("authorization", &self.authorization.as_ref().map(|_| "<redacted>")).finish()
+    }
 }
 
 impl Client {
-    fn new() -> Client {
-        Client { agent: ureq::AgentBuilder::new().timeout_connect(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build() }
+    fn new(access: &crate::cli::access::Access) -> Result<Client, CtlError> {
+        let builder = ureq::AgentBuilder::new().timeout_connect(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT);
+        Ok(Client { agent: access.ureq(builder)?.build(), authorization: access.authorization() })
+    }
+
+    /// A request with the token.
+    fn request(&self, method: &str, url: &str) -> ureq::Request {
+        let req = self.agent.request(method, url);
+        match &self.authorization {
+            Some(auth) => req.set("Authorization", auth),
+            None => req,
+        }
     }
 
     fn get(&self, base: &str, path: &str) -> Result<Value, CtlError> {
         let url = format!("{base}{path}");
-        answer(&url, self.agent.get(&url).call())
+        answer(&url, self.request("GET", &url).call())
     }
 
     fn post(&self, base: &str, path: &str, body: Option<&Value>) -> Result<Value, CtlError> {
         let url = format!("{base}{path}");
-        let req = self.agent.post(&url);
+        let req = self.request("POST", &url);
         let result = match body {
             Some(b) => req.send_json(b),
             None => req.call(),
@@ -545,7 +567,7 @@ impl Client {
     /// `POST`, with the status of the answer (`201` created, `200` ...).
     fn post_status(&self, base: &str, path: &str, body: &Value) -> Result<(u16, Value), CtlError> {
         let url = format!("{base}{path}");
-        match self.agent.post(&url).send_json(body) {
+        match self.request("POST", &url).send_json(body) {
             Ok(resp) => {
                 let status = resp.status();
                 answer(&url, Ok(resp)).map(|v| (status, v))
@@ -556,7 +578,7 @@ impl Client {
 
     fn delete(&self, base: &str, path: &str) -> Result<Value, CtlError> {
         let url = format!("{base}{path}");
-        answer(&url, self.agent.delete(&url).call())
+        answer(&url, self.request("DELETE", &url).call())
     }
 
     /// `GET` and decode.
@@ -729,9 +751,11 @@ pub fn run(args: CtlArgs) -> ExitCode {
 fn dispatch(args: CtlArgs) -> Result<(), CtlError> {
     let default_file = Path::new(DEFAULT_ENDPOINTS_FILE);
     let (node, file, region) = (args.node.as_deref(), args.endpoints_file.as_deref(), args.region.as_deref());
+    let access = args.access.resolve(file, default_file, node.is_some())?;
+    let http = Client::new(&access)?;
     let contact = || -> Result<Ctl, CtlError> {
         let base = resolve_contact(node, file, region, default_file)?;
-        Ok(Ctl { client: Client::new(), base, output: args.output })
+        Ok(Ctl { client: http.clone(), base, output: args.output })
     };
     let regions = || resolve_regions(node, file, region, default_file);
     match args.command {
@@ -744,25 +768,23 @@ fn dispatch(args: CtlArgs) -> Result<(), CtlError> {
         CtlCommand::Snapshot { ref name } => contact()?.snapshot(name.as_deref()),
         CtlCommand::Keyspace { command: KeyspaceCommand::List } => contact()?.keyspace_list(),
         CtlCommand::Keyspace { command: KeyspaceCommand::Create { ref name, kind } } => {
-            keyspace_create(&Client::new(), &regions()?, name, kind, args.output)
+            keyspace_create(&http, &regions()?, name, kind, args.output)
         }
         CtlCommand::Endpoints { ref key, ref keyspace } => contact()?.endpoints(keyspace, key),
         CtlCommand::Region { command: RegionCommand::Sync { ref name } } => contact()?.region_sync(name.as_deref()),
-        CtlCommand::Region { command: RegionCommand::List } => region_list(&Client::new(), &regions()?, args.output),
-        CtlCommand::Region { command: RegionCommand::Lag } => region_lag(&Client::new(), &regions()?, args.output),
-        CtlCommand::Region { command: RegionCommand::Digest } => {
-            region_digest(&Client::new(), &regions()?, args.output)
-        }
+        CtlCommand::Region { command: RegionCommand::List } => region_list(&http, &regions()?, args.output),
+        CtlCommand::Region { command: RegionCommand::Lag } => region_lag(&http, &regions()?, args.output),
+        CtlCommand::Region { command: RegionCommand::Digest } => region_digest(&http, &regions()?, args.output),
         CtlCommand::Region { command: RegionCommand::Fence { ref name } } => {
-            region_fence(&Client::new(), &regions_named(node, file, name, default_file)?, name, true, args.output)
+            region_fence(&http, &regions_named(node, file, name, default_file)?, name, true, args.output)
         }
         CtlCommand::Region { command: RegionCommand::Unfence { ref name } } => {
-            region_fence(&Client::new(), &regions_named(node, file, name, default_file)?, name, false, args.output)
+            region_fence(&http, &regions_named(node, file, name, default_file)?, name, false, args.output)
         }
         command => {
             let op = DataOp::from_command(command)
                 .ok_or_else(|| CtlError::Usage("this subcommand is not a data command".to_owned()))?;
-            run_data(&regions()?, op, node.is_some(), args.output)
+            run_data(&regions()?, op, node.is_some(), &access, args.output)
         }
     }
 }
@@ -1260,6 +1282,7 @@ fn run_data(
     regions: &[EndpointsRegion],
     (op, consistency): (DataOp, Option<Consistency>),
     through_node: bool,
+    access: &crate::cli::access::Access,
     output: CtlOutput,
 ) -> Result<(), CtlError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1271,7 +1294,8 @@ fn run_data(
         .map(|r| meridian_client::RegionEndpoints::new(&r.name, r.nodes.iter().map(|n| n.http.clone())))
         .collect();
     runtime.block_on(async move {
-        let mut builder = meridian_client::Client::builder()
+        let mut builder = access
+            .client()
             .regions(endpoints)
             .request_timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -2446,7 +2470,9 @@ mod tests {
         assert_eq!(base_url("127.0.0.1:8081"), Ok("http://127.0.0.1:8081".to_owned()));
         assert_eq!(base_url("http://localhost:8081/"), Ok("http://localhost:8081".to_owned()));
         assert_eq!(base_url("[::1]:8081"), Ok("http://[::1]:8081".to_owned()));
-        for bad in ["", "localhost", ":8081", "host:", "host:0", "host:70000", "host:80/x", "https://h:1"] {
+        // An API served over TLS.
+        assert_eq!(base_url("https://h:1"), Ok("https://h:1".to_owned()));
+        for bad in ["", "localhost", ":8081", "host:", "host:0", "host:70000", "host:80/x", "https://h:0"] {
             assert!(matches!(base_url(bad), Err(CtlError::Usage(_))), "{bad:?} was accepted");
         }
     }

@@ -2,10 +2,12 @@
 //! loopback, the regions joined through the WAN emulator (one-way delays modelled on real
 //! inter-region round trips; `--wan-delay-ms` overrides them).
 //!
-//! It generates a development CA and node certificates (mutual TLS between the nodes), writes
-//! one configuration per node under the base directory, starts the first node, then the
-//! others with the first as their seed, waits until every node sees every other one live, and
-//! writes the endpoints file (`<base dir>/endpoints.json`, and `--endpoints-file` if given). It
+//! It generates a development CA and node certificates (mutual TLS between the nodes) and an
+//! API token with every scope (API authentication is on, as in production; the API is plain
+//! HTTP on loopback), writes one configuration per node under the base directory, starts the
+//! first node, then the others with the first as their seed, waits until every node sees every
+//! other one live, and writes the endpoints file (`<base dir>/endpoints.json`, and
+//! `--endpoints-file` if given, with the token as `"token"`). It
 //! then prints the endpoints and a few example commands and a
 //! status line whenever the cluster changes, until SIGINT or SIGTERM, when it stops every node
 //! (SIGTERM, then SIGKILL after a grace period).
@@ -86,6 +88,28 @@ fn wan_config(region: &str, certs: &Path, peers: &[(String, Vec<std::net::Socket
         ));
     }
     s
+}
+
+/// The `[auth]` section of every node: authentication on, one token (`dev`) with every scope.
+fn auth_config(token: &str) -> String {
+    format!(
+        "\n[auth]\nenabled = true\n\n{}",
+        crate::cli::token::config_entry(
+            "dev",
+            &meridian_region::http::auth::token_sha256_hex(token),
+            &meridian_config::Scope::ALL,
+            None,
+            None
+        )
+    )
+}
+
+/// An HTTP client for the nodes' API that sends `token`.
+fn api_client(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    value.set_sensitive(true);
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(2)).default_headers(headers).build()?)
 }
 
 fn node_config(region: &str, node: &str, dir: &Path, certs: &Path, rf: usize, seeds: &[String]) -> String {
@@ -223,6 +247,8 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
         .iter()
         .map(|r| (r.to_string(), (1..=args.nodes_per_region).map(|i| format!("node{i}")).collect()))
         .collect();
+    // A new token every start (the configurations are rewritten every start too).
+    let token = crate::cli::token::generate()?;
     let certs = base.join("certs");
     if !certs.join("ca.pem").exists() {
         let spec: Vec<(&str, Vec<&str>)> =
@@ -303,7 +329,9 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
                 let dir = base.join(region).join(node);
                 std::fs::create_dir_all(&dir)?;
                 let config = dir.join("node.toml");
-                let text = node_config(region, node, &dir, &certs, args.replication_factor, &seeds) + &wan;
+                let text = node_config(region, node, &dir, &certs, args.replication_factor, &seeds)
+                    + &wan
+                    + &auth_config(&token);
                 std::fs::write(&config, text)?;
                 let ready_file = dir.join("ready.json");
                 let log = dir.join("node.log");
@@ -348,7 +376,7 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
         }
         // Every node must see every node of its region live and normal (joined) before the
         // cluster is announced.
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let client = api_client(&token)?;
         let start = Instant::now();
         loop {
             let mut all = true;
@@ -390,6 +418,7 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
                 "wan": r.ready.wan,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "token": token,
     });
     let default_file = base.join("endpoints.json");
     write_atomically(&default_file, &endpoints)?;
@@ -410,14 +439,19 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
     let me = exe.display();
     let ef = default_file.display();
     println!();
+    println!("API token (read, write, admin; also \"token\" in {ef}, which ctl, bench and drill read):");
+    println!("  export MERIDIAN_TOKEN={token}");
+    println!();
     println!("ready. try:");
-    println!("  curl -X PUT --data-binary 'hello' http://{first}/api/v1/keys/greeting");
+    let auth = "-H \"Authorization: Bearer $MERIDIAN_TOKEN\"";
+    println!("  curl {auth} -X PUT --data-binary 'hello' http://{first}/api/v1/keys/greeting");
     if let Some(other) = running.iter().find(|r| r.region != running[0].region) {
-        println!("  curl http://{}/api/v1/keys/greeting        # read it in {}", other.ready.http, other.region);
+        println!("  curl {auth} http://{}/api/v1/keys/greeting        # read it in {}", other.ready.http, other.region);
     } else {
-        println!("  curl http://{first}/api/v1/keys/greeting");
+        println!("  curl {auth} http://{first}/api/v1/keys/greeting");
     }
-    println!("  curl -X POST -d '{{\"delta\": 5}}' http://{first}/api/v1/counters/visits");
+    println!("  curl {auth} -X POST -d '{{\"delta\": 5}}' http://{first}/api/v1/counters/visits");
+    println!("  open http://{first}/dashboard#token={token}");
     println!("  {me} ctl --endpoints-file {ef} status");
     println!("  {me} ctl --endpoints-file {ef} region lag");
     if regions.len() > 1 {
@@ -425,7 +459,7 @@ async fn run_async(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("Ctrl-C stops every node.");
 
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let client = api_client(&token)?;
     if args.demo {
         let firsts: Vec<(String, String)> = regions
             .iter()

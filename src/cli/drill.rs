@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use meridian_client::{Client, Consistency, Error as ClientError, RegionEndpoints, SwitchReason};
-use meridian_history::{check, collect_final, Completion, Event, EventKind, History, Kind, Op, OpResult, Report};
+use meridian_history::{check, collect_final_with, Completion, Event, EventKind, History, Kind, Op, OpResult, Report};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -103,6 +103,9 @@ pub struct FailoverArgs {
     /// Output format: a report for people, or one JSON document.
     #[arg(long, value_enum, default_value_t = CtlOutput::Table)]
     pub output: CtlOutput,
+    /// Bearer token and CA of the API.
+    #[command(flatten)]
+    pub access: crate::cli::access::AccessArgs,
 }
 
 /// Runs `meridian drill`.
@@ -512,7 +515,9 @@ fn progress(msg: &str) {
 }
 
 async fn drill(args: &FailoverArgs, plan: &Plan, regions: Vec<RegionEndpoints>) -> Result<Outcome, CtlError> {
-    let admin = reqwest::Client::builder()
+    let access = args.access.resolve(args.endpoints_file.as_deref(), Path::new(DEFAULT_ENDPOINTS_FILE), false)?;
+    let admin = access
+        .reqwest()?
         .timeout(ADMIN_TIMEOUT)
         .connect_timeout(Duration::from_secs(1))
         .build()
@@ -532,7 +537,8 @@ async fn drill(args: &FailoverArgs, plan: &Plan, regions: Vec<RegionEndpoints>) 
         let mut order = vec![home.clone()];
         order.extend(regions.iter().filter(|r| r.name != home.name).cloned());
         for c in 0..args.clients_per_region {
-            let client = Client::builder()
+            let client = access
+                .client()
                 .regions(order.clone())
                 .request_timeout(args.request_timeout)
                 .connect_timeout(args.request_timeout.min(Duration::from_secs(1)))
@@ -640,9 +646,11 @@ async fn drill(args: &FailoverArgs, plan: &Plan, regions: Vec<RegionEndpoints>) 
         .map(|r| (r.name.clone(), r.nodes.iter().map(|n| n.trim_start_matches("http://").to_owned()).collect()))
         .collect();
     let keys: Vec<(String, String, Kind)> = touched.into_iter().collect();
-    let final_state = tokio::task::spawn_blocking(move || collect_final(&final_regions, &keys))
-        .await
-        .map_err(|e| CtlError::Failed(format!("reading the final state failed: {e}")))?;
+    let authorization = access.authorization();
+    let final_state =
+        tokio::task::spawn_blocking(move || collect_final_with(&final_regions, &keys, authorization.as_deref()))
+            .await
+            .map_err(|e| CtlError::Failed(format!("reading the final state failed: {e}")))?;
     let events = history.events();
     let verdict = verdict_of(&check(&events, &final_state));
 
@@ -1264,6 +1272,7 @@ mod tests {
             converge_timeout: Duration::from_secs(5),
             history: None,
             output: CtlOutput::Json,
+            access: Default::default(),
         };
         assert!(matches!(Plan::of(&args), Err(CtlError::Usage(_))));
         let ok = FailoverArgs { fence_at: None, fence_for: None, ..args };

@@ -1,5 +1,6 @@
 //! Subcommand implementations.
 
+pub mod access;
 pub mod bench;
 pub mod certs;
 pub mod config_check;
@@ -11,3 +12,4 @@ pub mod logging;
 pub mod peers;
 pub mod restore;
 pub mod server;
+pub mod token;

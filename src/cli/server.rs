@@ -1,8 +1,10 @@
 //! `meridian server --config FILE`: runs one node until SIGTERM or SIGINT.
 //!
 //! Start-up: load and validate the configuration (file < `MERIDIAN_*` environment < `--set`),
-//! refuse to start without TLS unless `tls.allow_insecure`, open the store, bind the HTTP
-//! listener, start the node (RPC endpoint, gossip, ring), serve the API, and, with
+//! refuse to start without TLS unless `tls.allow_insecure`, and with an API exposed on a
+//! non-loopback address without HTTPS or authentication unless explicitly allowed
+//! (`NodeConfig::api_exposure_refusal`); load the API's certificate and tokens, open the store,
+//! bind the HTTP listener, start the node (RPC endpoint, gossip, ring), serve the API, and, with
 //! `--ready-file`, write a JSON description of the running node once it serves.
 //!
 //! Shutdown (SIGTERM, SIGINT): stop accepting HTTP connections, let requests in flight finish
@@ -93,6 +95,42 @@ fn load_wan_tls(cfg: &NodeConfig) -> anyhow::Result<Option<TlsIdentity>> {
     }
 }
 
+/// The API's HTTPS configuration (`http.tls_cert`, `http.tls_key`), if any, and its
+/// authentication (`[auth]`, with the tokens file read now). Refuses an exposed API without
+/// them unless explicitly allowed.
+fn load_api_security(
+    cfg: &NodeConfig,
+) -> anyhow::Result<(Option<Arc<rustls::ServerConfig>>, meridian_region::http::ApiAuth)> {
+    if let Some(why) = cfg.api_exposure_refusal() {
+        bail!("{why}");
+    }
+    let tls = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(meridian_region::http::tls::server_config(cert, key).context("loading the API's HTTPS certificate")?)
+        }
+        _ => {
+            if !cfg.http.listen.ip().is_loopback() {
+                tracing::warn!(listen = %cfg.http.listen, "http.allow_plaintext = true: the API is plain HTTP");
+            }
+            None
+        }
+    };
+    let auth = if cfg.auth.enabled {
+        let tokens = cfg.auth.load_tokens().context("loading the API tokens ([auth])")?;
+        tracing::info!(tokens = tokens.len(), "API authentication on");
+        meridian_region::http::ApiAuth::new(&tokens)
+    } else {
+        if !cfg.http.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %cfg.http.listen,
+                "auth.allow_unauthenticated = true: anyone who reaches the API can read, write and operate the cluster"
+            );
+        }
+        meridian_region::http::ApiAuth::disabled()
+    };
+    Ok((tls, auth))
+}
+
 /// Starts the cross-region replicator (also without peers: it trims the change log).
 async fn start_replicator(cfg: &NodeConfig, node: &Node) -> anyhow::Result<meridian_wan::Replicator> {
     let tls = match load_wan_tls(cfg)? {
@@ -181,6 +219,7 @@ async fn parent_gone() {
 
 async fn run_async(args: ServerArgs, cfg: NodeConfig) -> anyhow::Result<()> {
     let tls = load_tls(&cfg)?;
+    let (api_tls, api_auth) = load_api_security(&cfg)?;
     let store = open_store(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -202,7 +241,7 @@ async fn run_async(args: ServerArgs, cfg: NodeConfig) -> anyhow::Result<()> {
     let wan_addr = replicator.local_addr();
     node.attach_replicator(replicator);
     let service: Arc<dyn KvService> = Arc::new(node.clone());
-    let app = meridian_region::http::router(Arc::clone(&service));
+    let app = meridian_region::http::router_with_auth(Arc::clone(&service), api_auth.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let exit_with_parent = args.exit_with_parent;
@@ -226,6 +265,8 @@ async fn run_async(args: ServerArgs, cfg: NodeConfig) -> anyhow::Result<()> {
                 "region": cfg.node.region,
                 "number": format!("{:016x}", node.id().0),
                 "http": http_addr.to_string(),
+                "https": api_tls.is_some(),
+                "auth": api_auth.is_enabled(),
                 "rpc": node.rpc_addr().to_string(),
                 "wan": wan_addr.map(|a| a.to_string()),
                 "pid": std::process::id(),
@@ -233,9 +274,9 @@ async fn run_async(args: ServerArgs, cfg: NodeConfig) -> anyhow::Result<()> {
             }),
         )?;
     }
-    tracing::info!(http = %http_addr, rpc = %node.rpc_addr(), "serving");
+    tracing::info!(http = %http_addr, https = api_tls.is_some(), rpc = %node.rpc_addr(), "serving");
     let mut stop = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = meridian_region::http::serve_api(listener, app, api_tls, async move {
         let _ = stop.wait_for(|s| *s).await;
     });
     server.await.context("HTTP server")?;

@@ -115,6 +115,37 @@ impl Refusal {
     }
 }
 
+/// A refused request: why, and what its answer needs (the scope missing, the time to wait).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub reason: Refusal,
+    /// `Forbidden`: the scope the endpoint needs.
+    pub scope: Option<Scope>,
+    /// `RateLimited`: how long until the token's bucket has a request again.
+    pub wait: Option<Duration>,
+}
+
+impl Refused {
+    fn new(reason: Refusal) -> Refused {
+        Refused { reason, scope: None, wait: None }
+    }
+
+    /// The answer: `401`, `403` or `429` in the API's error shape, with `WWW-Authenticate` or
+    /// `Retry-After`.
+    pub fn response(&self) -> Response {
+        match self.reason {
+            Refusal::Missing => {
+                unauthorized("this endpoint needs a bearer token (Authorization: Bearer <token>)", false)
+            }
+            Refusal::Malformed => unauthorized("the Authorization header is not `Bearer <token>`", true),
+            Refusal::UnknownToken => unauthorized("the bearer token is not valid", true),
+            Refusal::Forbidden => forbidden(self.scope.unwrap_or(Scope::Admin)),
+            Refusal::RateLimited => rate_limited(self.wait.unwrap_or(Duration::from_secs(1))),
+        }
+    }
+}
+
 /// A token bucket: up to `capacity` requests at once, refilled at `rate` per second.
 #[derive(Debug)]
 pub struct TokenBucket {
@@ -250,37 +281,34 @@ impl ApiAuth {
     }
 
     /// Decides one request: `Ok(name of the token)` (`None` when open or authentication is
-    /// off), or the refusal and its answer.
-    pub fn check(&self, headers: &HeaderMap, access: Access) -> Result<Option<&str>, (Refusal, Response)> {
+    /// off), or the refusal (counted).
+    pub fn check(&self, headers: &HeaderMap, access: Access) -> Result<Option<&str>, Refused> {
         let Access::Scope(scope) = access else {
             return Ok(None);
         };
         if self.0.tokens.is_none() {
             return Ok(None);
         }
-        let refuse = |r: Refusal, resp: Response| {
-            self.0.refusals.inc(r);
-            Err((r, resp))
+        let refuse = |refused: Refused| {
+            self.0.refusals.inc(refused.reason);
+            Err(refused)
         };
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return refuse(
-                Refusal::Missing,
-                unauthorized("this endpoint needs a bearer token (Authorization: Bearer <token>)", false),
-            );
+            return refuse(Refused::new(Refusal::Missing));
         };
         let Some(token) = bearer_token(value) else {
-            return refuse(Refusal::Malformed, unauthorized("the Authorization header is not `Bearer <token>`", true));
+            return refuse(Refused::new(Refusal::Malformed));
         };
         let Some(known) = self.lookup(&token_sha256(token)) else {
-            return refuse(Refusal::UnknownToken, unauthorized("the bearer token is not valid", true));
+            return refuse(Refused::new(Refusal::UnknownToken));
         };
         if let Some(bucket) = &known.bucket {
             if let Err(wait) = bucket.lock().take(Instant::now()) {
-                return refuse(Refusal::RateLimited, rate_limited(wait));
+                return refuse(Refused { wait: Some(wait), ..Refused::new(Refusal::RateLimited) });
             }
         }
         if !known.scopes.contains(&scope) {
-            return refuse(Refusal::Forbidden, forbidden(scope));
+            return refuse(Refused { scope: Some(scope), ..Refused::new(Refusal::Forbidden) });
         }
         Ok(Some(&known.name))
     }
@@ -373,9 +401,14 @@ pub async fn require(State(auth): State<ApiAuth>, req: Request, next: Next) -> R
     };
     match auth.check(req.headers(), access) {
         Ok(_) => next.run(req).await,
-        Err((reason, resp)) => {
-            tracing::debug!(method = %req.method(), path = %req.uri().path(), reason = reason.as_str(), "auth: refused");
-            resp
+        Err(refused) => {
+            tracing::debug!(
+                method = %req.method(),
+                path = %req.uri().path(),
+                reason = refused.reason.as_str(),
+                "auth: refused"
+            );
+            refused.response()
         }
     }
 }
@@ -416,10 +449,10 @@ mod tests {
         h
     }
 
-    fn refusal(result: Result<Option<&str>, (Refusal, Response)>) -> (Refusal, Response) {
+    fn refusal(result: Result<Option<&str>, Refused>) -> (Refusal, Response) {
         match result {
             Ok(name) => panic!("accepted as {name:?}"),
-            Err(e) => e,
+            Err(e) => (e.reason, e.response()),
         }
     }
 
