@@ -17,6 +17,8 @@ command -v ccache >/dev/null 2>&1 || meridian_missing+=(ccache)
 command -v promtool >/dev/null 2>&1 || meridian_missing+=(prometheus)
 # chromium (Debian's package) loads /dashboard headless in tests/dashboard_browser.rs.
 command -v chromium >/dev/null 2>&1 || meridian_missing+=(chromium)
+# libfaketime: clock skew on one node in tests/chaos_processes.rs.
+ls /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || meridian_missing+=(libfaketime)
 if [ ${#meridian_missing[@]} -gt 0 ]; then
   echo "installing build dependencies: ${meridian_missing[*]}" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

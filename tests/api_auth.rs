@@ -118,7 +118,15 @@ fn the_api_over_https_needs_tokens_with_the_right_scope_and_rate() {
     text.push_str(&token_entry("limited", LIMITED, "[\"read\"]", "rate_per_sec = 1\nburst = 2\n"));
     let config = ndir.join("node.toml");
     std::fs::write(&config, &text).expect("config");
-    let mut node = NodeProc { name: "node1".into(), dir: ndir, config, child: None, ready: None, args: Vec::new() };
+    let mut node = NodeProc {
+        name: "node1".into(),
+        dir: ndir,
+        config,
+        child: None,
+        ready: None,
+        args: Vec::new(),
+        env: Vec::new(),
+    };
     node.spawn();
     let ready = node.wait_ready(Duration::from_secs(60));
     let addr = ready.http.clone();

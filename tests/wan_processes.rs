@@ -7,75 +7,15 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::multi::MultiCluster;
+use common::multi::{backlog, workload, MultiCluster};
 use common::procs::{http, http_get_json, ClusterSpec};
-use meridian_history::{check, collect_final, execute_http, History, Kind, Op};
-use rand::{Rng, SeedableRng};
+use meridian_history::History;
 
 const REGIONS: [&str; 2] = ["us-east", "eu-west"];
-
-fn workload(history: &History, region: &str, client: &str, addrs: &[String], stop: &AtomicBool, seed: u64) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let addr = &addrs[rng.random_range(0..addrs.len())];
-        let op = match rng.random_range(0..10) {
-            0..=3 => Op::Put {
-                keyspace: "default".into(),
-                key: format!("k{}", rng.random_range(0..12)),
-                value: format!("{client}-{n}"),
-            },
-            4..=5 => Op::Incr {
-                keyspace: "counters".into(),
-                key: format!("c{}", rng.random_range(0..4)),
-                delta: rng.random_range(-3..=10),
-            },
-            6..=7 => Op::Sadd {
-                keyspace: "sets".into(),
-                key: format!("s{}", rng.random_range(0..4)),
-                members: vec![format!("{client}-{n}")],
-            },
-            8 => Op::Srem {
-                keyspace: "sets".into(),
-                key: format!("s{}", rng.random_range(0..4)),
-                members: vec![format!("{client}-{}", n.saturating_sub(rng.random_range(1..20)))],
-                context: None,
-            },
-            _ => Op::MvrPut {
-                keyspace: "carts".into(),
-                key: format!("m{}", rng.random_range(0..3)),
-                value: format!("{client}-{n}"),
-                context: None,
-            },
-        };
-        execute_http(history, &agent, client, region, addr, Some("QUORUM"), &op);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Change-log entries not yet acknowledged, summed over every node's links.
-fn backlog(mc: &MultiCluster) -> u64 {
-    let mut total = 0;
-    for (_, nodes) in &mc.regions {
-        for p in nodes {
-            match http_get_json(&p.url("/api/v1/regions")) {
-                Some(v) => {
-                    total +=
-                        v["peers"].as_array().map_or(0, |a| a.iter().map(|l| l["backlog"].as_u64().unwrap_or(0)).sum())
-                }
-                None => total += 1_000_000,
-            }
-        }
-    }
-    total
-}
 
 #[test]
 fn two_regions_converge_through_a_killed_shipper_and_a_region_cut_without_losing_acknowledged_updates() {
@@ -136,30 +76,7 @@ fn two_regions_converge_through_a_killed_shipper_and_a_region_cut_without_losing
     common::procs::wait_for(Duration::from_secs(120), "every node's WAN backlog drained", || backlog(&mc) == 0);
     let converged = heal.elapsed();
 
-    let events = history.events();
-    let mut keys: BTreeSet<(String, String, Kind)> = BTreeSet::new();
-    for e in &events {
-        let (ks, key) = e.op.target();
-        keys.insert((ks.to_owned(), key.to_owned(), e.op.kind()));
-    }
-    let keys: Vec<_> = keys.into_iter().collect();
-    let regions: Vec<(String, Vec<String>)> =
-        mc.regions.iter().map(|(r, nodes)| (r.clone(), nodes.iter().map(|p| p.http().to_owned()).collect())).collect();
-    // Anti-entropy inside each region is what makes every node equal: run one pass on each.
-    for (_, nodes) in &mc.regions {
-        for p in nodes {
-            let _ =
-                http("POST", &p.url("/api/v1/cluster/repair"), &[("Content-Type", "application/json")], Some(b"{}"));
-        }
-    }
-    common::procs::wait_for(Duration::from_secs(60), "repairs done", || {
-        mc.regions
-            .iter()
-            .flat_map(|(_, n)| n)
-            .all(|p| http_get_json(&p.url("/api/v1/cluster/repair")).is_some_and(|v| v["state"] != "running"))
-    });
-    let final_state = collect_final(&regions, &keys);
-    let report = check(&events, &final_state);
+    let (events, report) = mc.repair_and_check(&history);
     let st = http_get_json(&mc.region("eu-west")[0].url("/api/v1/regions")).expect("regions");
     println!(
         "ops: {}; backlog at the cut {backlog_at_cut}, before the heal {backlog_before_heal}; converged {:.2} s after \

@@ -3,12 +3,16 @@
 //! reaches every node of region B through its own emulated link, so delays, loss and
 //! partitions apply per region pair.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use meridian_history::{check, collect_final, execute_http, History, Kind, Op, Report};
 use meridian_wan::emulator::{Emulator, LinkSpec};
+use rand::{Rng, SeedableRng};
 
-use super::procs::{config_text, healthy_seen_by, wait_for, ClusterSpec, NodeProc};
+use super::procs::{config_text, healthy_seen_by, http, http_get_json, wait_for, ClusterSpec, NodeProc};
 
 /// Several regions.
 pub struct MultiCluster {
@@ -86,8 +90,15 @@ impl MultiCluster {
                 let config = ndir.join("node.toml");
                 let text = config_text(&rspec, name, &ndir, &certs, &seeds) + &wan;
                 std::fs::write(&config, text).expect("config");
-                let mut p =
-                    NodeProc { name: name.clone(), dir: ndir, config, child: None, ready: None, args: Vec::new() };
+                let mut p = NodeProc {
+                    name: name.clone(),
+                    dir: ndir,
+                    config,
+                    child: None,
+                    ready: None,
+                    args: Vec::new(),
+                    env: Vec::new(),
+                };
                 p.spawn();
                 if i == 0 {
                     seeds.push(p.wait_ready(Duration::from_secs(60)).rpc);
@@ -144,5 +155,105 @@ impl MultiCluster {
                 self.emulator.update(other, region, |s| s.partitioned = false);
             }
         }
+    }
+}
+
+/// A client writing all four value types at QUORUM to random nodes of `addrs` until `stop`,
+/// recording every operation and its outcome in `history`.
+pub fn workload(history: &History, region: &str, client: &str, addrs: &[String], stop: &AtomicBool, seed: u64) {
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let addr = &addrs[rng.random_range(0..addrs.len())];
+        let op = match rng.random_range(0..10) {
+            0..=3 => Op::Put {
+                keyspace: "default".into(),
+                key: format!("k{}", rng.random_range(0..12)),
+                value: format!("{client}-{n}"),
+            },
+            4..=5 => Op::Incr {
+                keyspace: "counters".into(),
+                key: format!("c{}", rng.random_range(0..4)),
+                delta: rng.random_range(-3..=10),
+            },
+            6..=7 => Op::Sadd {
+                keyspace: "sets".into(),
+                key: format!("s{}", rng.random_range(0..4)),
+                members: vec![format!("{client}-{n}")],
+            },
+            8 => Op::Srem {
+                keyspace: "sets".into(),
+                key: format!("s{}", rng.random_range(0..4)),
+                members: vec![format!("{client}-{}", n.saturating_sub(rng.random_range(1..20)))],
+                context: None,
+            },
+            _ => Op::MvrPut {
+                keyspace: "carts".into(),
+                key: format!("m{}", rng.random_range(0..3)),
+                value: format!("{client}-{n}"),
+                context: None,
+            },
+        };
+        execute_http(history, &agent, client, region, addr, Some("QUORUM"), &op);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Change-log entries not yet acknowledged, summed over every node's links (a node that does
+/// not answer counts a million).
+pub fn backlog(mc: &MultiCluster) -> u64 {
+    let mut total = 0;
+    for (_, nodes) in &mc.regions {
+        for p in nodes {
+            match http_get_json(&p.url("/api/v1/regions")) {
+                Some(v) => {
+                    total +=
+                        v["peers"].as_array().map_or(0, |a| a.iter().map(|l| l["backlog"].as_u64().unwrap_or(0)).sum())
+                }
+                None => total += 1_000_000,
+            }
+        }
+    }
+    total
+}
+
+impl MultiCluster {
+    /// After the writers stopped and the backlog drained: one anti-entropy pass on every node
+    /// (what makes every node of a region equal), then the history checker over the final
+    /// state read from every region. Returns the events and the report.
+    pub fn repair_and_check(&self, history: &History) -> (Vec<meridian_history::Event>, Report) {
+        let events = history.events();
+        let mut keys: BTreeSet<(String, String, Kind)> = BTreeSet::new();
+        for e in &events {
+            let (ks, key) = e.op.target();
+            keys.insert((ks.to_owned(), key.to_owned(), e.op.kind()));
+        }
+        let keys: Vec<_> = keys.into_iter().collect();
+        let regions: Vec<(String, Vec<String>)> = self
+            .regions
+            .iter()
+            .map(|(r, nodes)| (r.clone(), nodes.iter().map(|p| p.http().to_owned()).collect()))
+            .collect();
+        for (_, nodes) in &self.regions {
+            for p in nodes {
+                let _ = http(
+                    "POST",
+                    &p.url("/api/v1/cluster/repair"),
+                    &[("Content-Type", "application/json")],
+                    Some(b"{}"),
+                );
+            }
+        }
+        wait_for(Duration::from_secs(60), "repairs done", || {
+            self.regions
+                .iter()
+                .flat_map(|(_, n)| n)
+                .all(|p| http_get_json(&p.url("/api/v1/cluster/repair")).is_some_and(|v| v["state"] != "running"))
+        });
+        let final_state = collect_final(&regions, &keys);
+        let report = check(&events, &final_state);
+        (events, report)
     }
 }

@@ -68,6 +68,8 @@ pub struct NodeProc {
     pub ready: Option<Ready>,
     /// Extra arguments of `meridian server` (e.g. `--join HOST:PORT`).
     pub args: Vec<String>,
+    /// Extra environment of the process (e.g. libfaketime for clock skew).
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeProc {
@@ -105,6 +107,7 @@ impl NodeProc {
             .arg("--exit-with-parent")
             .args(&self.args)
             .env("RUST_LOG", "info,quinn=warn,quinn_proto=warn,chitchat=warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -301,7 +304,15 @@ impl Cluster {
             std::fs::create_dir_all(&ndir).expect("node dir");
             let config = ndir.join("node.toml");
             std::fs::write(&config, config_text(&spec, name, &ndir, &certs, &seeds)).expect("config");
-            let mut p = NodeProc { name: name.clone(), dir: ndir, config, child: None, ready: None, args: Vec::new() };
+            let mut p = NodeProc {
+                name: name.clone(),
+                dir: ndir,
+                config,
+                child: None,
+                ready: None,
+                args: Vec::new(),
+                env: Vec::new(),
+            };
             p.spawn();
             if i == 0 {
                 let r = p.wait_ready(Duration::from_secs(60));
@@ -332,7 +343,15 @@ impl Cluster {
         let seed = self.nodes[0].ready.as_ref().expect("first node ready").rpc.clone();
         let certs = self.dir.path().join("certs");
         std::fs::write(&config, config_text(&self.spec, &name, &ndir, &certs, &[])).expect("config");
-        let mut p = NodeProc { name, dir: ndir, config, child: None, ready: None, args: vec!["--join".into(), seed] };
+        let mut p = NodeProc {
+            name,
+            dir: ndir,
+            config,
+            child: None,
+            ready: None,
+            args: vec!["--join".into(), seed],
+            env: Vec::new(),
+        };
         p.spawn();
         p.wait_ready(Duration::from_secs(60));
         self.nodes.push(p);
