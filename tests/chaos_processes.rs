@@ -34,6 +34,23 @@ fn signal(p: &NodeProc, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("signal");
 }
 
+/// Resident memory of every running node, in MiB (from /proc).
+fn rss_mib(mc: &MultiCluster) -> f64 {
+    let mut kib = 0u64;
+    for (_, nodes) in &mc.regions {
+        for p in nodes {
+            let Some(c) = p.child.as_ref() else { continue };
+            let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
+            kib += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    kib as f64 / 1024.0
+}
+
 fn restart(p: &mut NodeProc, env: Vec<(String, String)>) {
     p.terminate(Duration::from_secs(20));
     p.env = env;
@@ -72,6 +89,7 @@ fn a_seeded_chaos_schedule_loses_no_acknowledged_update() {
 
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut faults = Vec::new();
+    let mut rss = vec![(0.0, rss_mib(&mc))];
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
         let region = REGIONS[rng.random_range(0..REGIONS.len())];
@@ -117,6 +135,7 @@ fn a_seeded_chaos_schedule_loses_no_acknowledged_update() {
             }
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1000)));
+        rss.push((start.elapsed().as_secs_f64(), rss_mib(&mc)));
     }
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
@@ -126,6 +145,15 @@ fn a_seeded_chaos_schedule_loses_no_acknowledged_update() {
     common::procs::wait_for(Duration::from_secs(120), "every node's WAN backlog drained", || backlog(&mc) == 0);
     let (events, report) = mc.repair_and_check(&history);
     println!("chaos seed {seed}, {secs} s, {} ops; faults:\n  {}", events.len(), faults.join("\n  "));
+    let peak = rss.iter().map(|r| r.1).fold(0.0, f64::max);
+    let tenth = rss.len() / 10;
+    println!(
+        "node RSS (sum of 6 processes): start {:.0} MiB, after the first tenth {:.0} MiB, end {:.0} MiB, peak {peak:.0} MiB ({} samples)",
+        rss[0].1,
+        rss[tenth].1,
+        rss.last().map_or(0.0, |r| r.1),
+        rss.len()
+    );
     println!("{report}");
     report.assert_ok();
 }

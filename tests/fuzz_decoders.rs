@@ -44,8 +44,14 @@ fn ctx(ms: u64) -> OpContext {
 
 fn records() -> Vec<Record> {
     let limits = Limits::default();
-    let lww = Record::apply(None, ValueKind::Lww, &Op::LwwPut { value: b"v".to_vec(), ttl_ms: Some(60_000) }, &ctx(1_000), &limits)
-        .expect("lww");
+    let lww = Record::apply(
+        None,
+        ValueKind::Lww,
+        &Op::LwwPut { value: b"v".to_vec(), ttl_ms: Some(60_000) },
+        &ctx(1_000),
+        &limits,
+    )
+    .expect("lww");
     let counter =
         Record::apply(None, ValueKind::Counter, &Op::CounterAdd { delta: -5, ttl_ms: None }, &ctx(2_000), &limits)
             .expect("counter");
@@ -86,8 +92,8 @@ fn record_decoder() {
 #[test]
 fn rpc_frame_decoders() {
     use meridian_region::rpc::{
-        decode_message, decode_request_traced, decode_response, encode_message, encode_request,
-        encode_request_traced, encode_response, Message, Request, Response,
+        decode_message, decode_request_traced, decode_response, encode_message, encode_request, encode_request_traced,
+        encode_response, Message, Request, Response,
     };
     let recs = records();
     let seeds = vec![

@@ -19,7 +19,10 @@ fn schemathesis() -> PathBuf {
     let cache = std::env::var("MERIDIAN_CACHE").unwrap_or_else(|_| "/var/cache/meridian".into());
     let venv = PathBuf::from(cache).join("venv-schemathesis");
     let bin = venv.join("bin/schemathesis");
-    let ok = Command::new(&bin).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(VERSION));
+    let ok = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(VERSION));
     if !ok {
         let status = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().expect("python3 -m venv");
         assert!(status.success(), "creating {}", venv.display());
