@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The binary under test.
+/// The binary under test (`MERIDIAN_BIN` overrides it: a long soak runs a copy, so builds
+/// meanwhile do not change what its restarts start).
 pub fn meridian_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meridian"))
+    std::env::var_os("MERIDIAN_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_meridian")), PathBuf::from)
 }
 
 /// Starts `meridian dev` with `args` in `dir` (its cluster under `dir/cluster`, its log in
