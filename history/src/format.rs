@@ -243,11 +243,29 @@ struct Recorder {
     open: HashMap<u64, (String, String, Op)>,
 }
 
-/// A thread-safe history recorder. Time is ms since [`History::new`] (a monotonic clock), read
-/// under the lock, so the order of events is the order of the recorded lines.
+/// Where a [`History`] reads the `t` of its events.
+enum Clock {
+    /// ms since this instant (the process's monotonic clock).
+    Monotonic(Instant),
+    /// A clock the workload supplies (a simulation's virtual time).
+    Custom(Box<dyn Fn() -> u64 + Send + Sync>),
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Clock::Monotonic(start) => f.debug_tuple("Monotonic").field(start).finish(),
+            Clock::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// A thread-safe history recorder. Time is ms since [`History::new`] (a monotonic clock), or
+/// whatever the clock of [`History::with_clock`] reads, read under the lock, so the order of
+/// events is the order of the recorded lines.
 #[derive(Debug)]
 pub struct History {
-    start: Instant,
+    clock: Clock,
     inner: Mutex<Recorder>,
 }
 
@@ -260,7 +278,14 @@ impl Default for History {
 impl History {
     /// An empty history starting now.
     pub fn new() -> History {
-        History { start: Instant::now(), inner: Mutex::new(Recorder::default()) }
+        History { clock: Clock::Monotonic(Instant::now()), inner: Mutex::new(Recorder::default()) }
+    }
+
+    /// An empty history whose events are timestamped by `now_ms` (ms on any scale that does
+    /// not go backwards). A simulation passes its virtual clock, so that `t` is simulated
+    /// time rather than the time the host machine took to compute it.
+    pub fn with_clock(now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> History {
+        History { clock: Clock::Custom(Box::new(now_ms)), inner: Mutex::new(Recorder::default()) }
     }
 
     /// A history holding `events` (read from a file or built by hand). Ops recorded later get
@@ -280,7 +305,7 @@ impl History {
                 }
             }
         }
-        History { start, inner: Mutex::new(Recorder { next_id, events, open }) }
+        History { clock: Clock::Monotonic(start), inner: Mutex::new(Recorder { next_id, events, open }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorder> {
@@ -291,7 +316,10 @@ impl History {
     /// ms since the history started: the clock of every event's `t`, for a workload to
     /// timestamp its own milestones (a fence, a heal) on the same scale.
     pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        match &self.clock {
+            Clock::Monotonic(start) => u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            Clock::Custom(now_ms) => now_ms(),
+        }
     }
 
     /// Records the intent to perform `op` and returns its id.
@@ -481,5 +509,27 @@ impl FinalState {
             .entry(node.to_owned())
             .or_default()
             .insert((keyspace.into(), key.into()), observed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_history_with_a_clock_stamps_events_with_that_clock() {
+        let now = Arc::new(AtomicU64::new(1_000));
+        let clock = Arc::clone(&now);
+        let h = History::with_clock(move || clock.load(Ordering::SeqCst));
+        let op = Op::Incr { keyspace: "counters".into(), key: "c".into(), delta: 1 };
+        let id = h.invoke("c1", "us", op);
+        now.store(1_250, Ordering::SeqCst);
+        h.ok(id, OpResult::written("v"));
+        let ts: Vec<u64> = h.events().iter().map(|e| e.t).collect();
+        assert_eq!(ts, [1_000, 1_250]);
+        assert_eq!(h.now_ms(), 1_250);
     }
 }

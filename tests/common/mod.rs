@@ -4,4 +4,5 @@
 
 pub mod multi;
 pub mod procs;
+pub mod scenario;
 pub mod sim;

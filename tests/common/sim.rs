@@ -37,15 +37,25 @@ pub const EPOCH_MS: u64 = 1_704_067_200_000;
 /// The seed of this run: `MERIDIAN_SIM_SEED` or `default`. Printed. Also installs a log
 /// subscriber when `RUST_LOG` is set (for replaying a failure).
 pub fn seed(default: u64) -> u64 {
+    init_logs();
+    let s = std::env::var("MERIDIAN_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    eprintln!("simulation seed {s} (replay with MERIDIAN_SIM_SEED={s})");
+    s
+}
+
+/// Virtual ms since the simulation started (0 outside a simulated host).
+pub fn sim_ms() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Installs a log subscriber when `RUST_LOG` is set (for replaying a failure).
+pub fn init_logs() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
     }
-    let s = std::env::var("MERIDIAN_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    eprintln!("simulation seed {s} (replay with MERIDIAN_SIM_SEED={s})");
-    s
 }
 
 enum Cmd {
@@ -110,7 +120,10 @@ async fn run_node(
     let node = Node::start(NodeOptions {
         config: cfg,
         store: Arc::clone(&store),
-        clock: Arc::new(TokioClock::new(EPOCH_MS)),
+        // Each start of a host is a fresh tokio runtime whose clock starts at zero: the wall
+        // clock resumes from the simulation's elapsed time, so a restarted node is not behind
+        // its peers by its uptime (which its HLC would count as skew beyond max_offset).
+        clock: Arc::new(TokioClock::new(EPOCH_MS + sim_ms())),
         tls,
         http_addr: None,
         network: Network::Sim,
