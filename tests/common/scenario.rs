@@ -21,7 +21,7 @@ use meridian_region::RegionError;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 
-use super::sim::{sim_ms, SimClient, SimCluster, SimSpec, EPOCH_MS};
+use super::sim::{drive, new_sim, sim_ms, HostFault, SimClient, SimCluster, SimSpec, EPOCH_MS};
 
 pub const REGIONS: [&str; 3] = ["us", "eu", "ap"];
 /// Nodes per region.
@@ -114,14 +114,6 @@ pub struct Outcome {
     /// The same lines with the virtual ms of every event and action and every HLC version.
     /// These are not reproducible: see `docs/reliability.md`, "Determinism".
     pub timed: String,
-}
-
-/// Asks the driver loop (outside the simulation) to crash or restart a host: turmoil only
-/// lets the owner of the `Sim` do that.
-enum Ctl {
-    /// Crash the host once the simulation reaches this virtual ms.
-    Crash(String, u64),
-    Bounce(String),
 }
 
 /// A crash lands this many virtual ms after the nemesis asks for it, while the operation that
@@ -242,14 +234,7 @@ fn random_op(rng: &mut impl Rng, cid: &str, n: u64) -> HOp {
 /// Runs `scenario` with seed `s`. Panics (naming the seed) when the harness cannot get to the
 /// check: a region that does not form, a backlog that does not drain, a final read that fails.
 pub fn run(s: u64, scenario: &Scenario) -> Outcome {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(s)
-        .simulation_duration(scenario.limit)
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5))
-        .udp_capacity(4096)
-        .build();
+    let mut sim = new_sim(s, scenario.limit);
     let cluster = Arc::new(SimCluster::build_regions(&mut sim, &REGIONS, SimSpec::default()));
     let clients: Vec<SimClient> = (0..cluster.len()).map(|i| cluster.client(i)).collect();
     let hosts: Vec<Vec<String>> =
@@ -259,7 +244,7 @@ pub fn run(s: u64, scenario: &Scenario) -> Outcome {
     // The quiescing rounds (how many, and what they repaired, depend on timing: timed only).
     let rounds = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
     let result = Arc::new(Mutex::new(None));
-    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Ctl>();
+    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<HostFault>();
     let (h, actions, verdict, sc) = (Arc::clone(&history), Arc::clone(&nemesis), Arc::clone(&result), scenario.clone());
     let quiesce = Arc::clone(&rounds);
     sim.client("app", async move {
@@ -293,12 +278,14 @@ pub fn run(s: u64, scenario: &Scenario) -> Outcome {
                 if restart && sc.nemesis == Nemesis::Restarts {
                     let i = down.remove(rng.random_range(0..down.len()));
                     note(format!("restart {}", clients[i].node));
-                    ctl_tx.send(Ctl::Bounce(clients[i].node.clone())).expect("driver");
+                    ctl_tx.send(HostFault::Restart(clients[i].node.clone())).expect("driver");
                 } else if node_fault && !restart {
                     let up: Vec<usize> = (0..REGIONS.len()).filter(|r| !down.iter().any(|d| d / NODES == *r)).collect();
                     let i = up[rng.random_range(0..up.len())] * NODES + rng.random_range(0..NODES);
                     note(format!("crash {}", clients[i].node));
-                    ctl_tx.send(Ctl::Crash(clients[i].node.clone(), sim_ms() + CRASH_DELAY_MS)).expect("driver");
+                    ctl_tx
+                        .send(HostFault::Crash { host: clients[i].node.clone(), at_ms: sim_ms() + CRASH_DELAY_MS })
+                        .expect("driver");
                     down.push(i);
                     victim = Some(i);
                 } else if !cuts.is_empty() && rng.random_bool(0.5) {
@@ -333,7 +320,7 @@ pub fn run(s: u64, scenario: &Scenario) -> Outcome {
         }
         for i in down.drain(..) {
             note(format!("restart {}", clients[i].node));
-            ctl_tx.send(Ctl::Bounce(clients[i].node.clone())).expect("driver");
+            ctl_tx.send(HostFault::Restart(clients[i].node.clone())).expect("driver");
         }
         for c in &clients {
             assert!(c.wait_live(NODES, Duration::from_secs(60)).await, "seed {s}: {} rejoined its region", c.node);
@@ -398,29 +385,7 @@ pub fn run(s: u64, scenario: &Scenario) -> Outcome {
         *verdict.lock() = Some((report, fin));
         Ok(())
     });
-    // Drive the simulation step by step so that crashes happen when the app asks for them.
-    let mut crashes: Vec<(String, u64)> = Vec::new();
-    loop {
-        while let Ok(ctl) = ctl_rx.try_recv() {
-            match ctl {
-                Ctl::Crash(host, at) => crashes.push((host, at)),
-                Ctl::Bounce(host) => sim.bounce(host.as_str()),
-            }
-        }
-        let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-        crashes.retain(|(host, at)| {
-            if *at > now {
-                return true;
-            }
-            sim.crash(host.as_str());
-            false
-        });
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => panic!("seed {s}: {e}"),
-        }
-    }
+    drive(&mut sim, &ctl_rx).unwrap_or_else(|e| panic!("seed {s}: {e}"));
     let (report, fin) = result.lock().take().unwrap_or_else(|| panic!("seed {s}: the app did not finish"));
     let nemesis = nemesis.lock();
     let mut timed = trace(&history, &nemesis, &fin, true);

@@ -48,6 +48,54 @@ pub fn sim_ms() -> u64 {
     turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A simulation seeded with `seed` that fails after `limit` of virtual time: 1 ms ticks, 1–5 ms
+/// of latency, and 4096 datagrams of buffer per socket (turmoil queues 64 by default and drops
+/// the rest; bursts of quorum traffic would otherwise drop gossip).
+pub fn new_sim(seed: u64, limit: Duration) -> turmoil::Sim<'static> {
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .simulation_duration(limit)
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5))
+        .udp_capacity(4096)
+        .build()
+}
+
+/// A crash or restart a simulated client asks for: turmoil only lets the owner of the `Sim`
+/// crash and restart hosts, so the client sends these to [`drive`].
+#[derive(Debug)]
+pub enum HostFault {
+    /// Crash `host` once the simulation reaches `at_ms` (virtual ms since its start).
+    Crash { host: String, at_ms: u64 },
+    /// Restart `host` (its store is kept unless the test wiped it).
+    Restart(String),
+}
+
+/// Steps `sim` until its clients are done, applying the faults they send.
+pub fn drive(sim: &mut turmoil::Sim<'_>, faults: &std::sync::mpsc::Receiver<HostFault>) -> turmoil::Result {
+    let mut crashes: Vec<(String, u64)> = Vec::new();
+    loop {
+        while let Ok(fault) = faults.try_recv() {
+            match fault {
+                HostFault::Crash { host, at_ms } => crashes.push((host, at_ms)),
+                HostFault::Restart(host) => sim.bounce(host.as_str()),
+            }
+        }
+        let now = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+        crashes.retain(|(host, at)| {
+            if *at > now {
+                return true;
+            }
+            sim.crash(host.as_str());
+            false
+        });
+        if sim.step()? {
+            return Ok(());
+        }
+    }
+}
+
 /// Installs a log subscriber when `RUST_LOG` is set (for replaying a failure).
 pub fn init_logs() {
     if std::env::var_os("RUST_LOG").is_some() {
