@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::multi::{backlog, workload, MultiCluster};
-use common::procs::{http, ClusterSpec, NodeProc};
+use common::procs::{ClusterSpec, NodeProc};
 use meridian_history::History;
 use rand::{Rng, SeedableRng};
 
@@ -65,15 +65,7 @@ fn a_seeded_chaos_schedule_loses_no_acknowledged_update() {
     assert!(Path::new(FAKETIME).exists(), "{FAKETIME} is missing: apt-get install libfaketime (scripts/env.sh does)");
     let mut mc =
         MultiCluster::start(&REGIONS, ClusterSpec { nodes: 3, ..ClusterSpec::default() }, Duration::from_millis(30));
-    for region in REGIONS {
-        let (status, body) = http(
-            "POST",
-            &mc.region(region)[0].url("/api/v1/keyspaces"),
-            &[("Content-Type", "application/json")],
-            Some(br#"{"name": "carts", "type": "mvr"}"#),
-        );
-        assert!(status == 201 || status == 200, "{body}");
-    }
+    mc.create_keyspace("carts", "mvr");
     let history = Arc::new(History::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();

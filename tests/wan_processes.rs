@@ -22,15 +22,7 @@ fn two_regions_converge_through_a_killed_shipper_and_a_region_cut_without_losing
     let cut_secs: u64 = std::env::var("MERIDIAN_WAN_CUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let mut mc =
         MultiCluster::start(&REGIONS, ClusterSpec { nodes: 3, ..ClusterSpec::default() }, Duration::from_millis(50));
-    for region in REGIONS {
-        let (status, body) = http(
-            "POST",
-            &mc.region(region)[0].url("/api/v1/keyspaces"),
-            &[("Content-Type", "application/json")],
-            Some(br#"{"name": "carts", "type": "mvr"}"#),
-        );
-        assert!(status == 201 || status == 200, "{body}");
-    }
+    mc.create_keyspace("carts", "mvr");
 
     // Replication works before any fault: a write in us-east is read in eu-west.
     let t = Instant::now();

@@ -220,6 +220,20 @@ pub fn backlog(mc: &MultiCluster) -> u64 {
 }
 
 impl MultiCluster {
+    /// Creates keyspace `name` of `kind` in every region (through its first node).
+    pub fn create_keyspace(&self, name: &str, kind: &str) {
+        let body = format!(r#"{{"name": "{name}", "type": "{kind}"}}"#);
+        for (_, nodes) in &self.regions {
+            let (status, answer) = http(
+                "POST",
+                &nodes[0].url("/api/v1/keyspaces"),
+                &[("Content-Type", "application/json")],
+                Some(body.as_bytes()),
+            );
+            assert!(status == 201 || status == 200, "{answer}");
+        }
+    }
+
     /// After the writers stopped and the backlog drained: one anti-entropy pass on every node
     /// (what makes every node of a region equal), then the history checker over the final
     /// state read from every region. Returns the events and the report.
